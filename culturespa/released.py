@@ -1,0 +1,43 @@
+"""Reading the authors' released raw answers (``result/<model>/wvs_result_*.json``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .errors import DataFileError
+from .scoring import NO_PERSONA
+
+# wvs_result_{method}[_{COUNTRY}]_{run}.json; method names as the authors wrote them
+_NAME = re.compile(r"wvs_result_(?P<method>[A-Za-z_]+?)(?:_(?P<country>[A-Z]{3}))?_(?P<run>\d+)\.json")
+
+
+def parse_released_name(path: str | Path) -> tuple[str, str, int]:
+    """(method, persona, run) from a released file name; persona is NO_PERSONA when unnamed."""
+    m = _NAME.fullmatch(Path(path).name)
+    if not m:
+        raise DataFileError(f"{path}: not a released WVS result file name")
+    return m["method"], m["country"] or NO_PERSONA, int(m["run"])
+
+
+def load_released(paths: Iterable[str | Path], methods: Iterable[str]) -> pd.DataFrame:
+    """The released answers of the given methods as a scoring frame (method, persona, qid, reply, run)."""
+    wanted = set(methods)
+    frames = []
+    for path in sorted(map(str, paths)):
+        method, persona, run = parse_released_name(path)
+        if method not in wanted:
+            continue
+        try:
+            records = json.loads(Path(path).read_text())
+            rows = [(method, persona, r["Q_id"], r["answer"], run) for r in records]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise DataFileError(f"{path}: malformed released result file: {e}") from e
+        frames.append(pd.DataFrame(rows, columns=["method", "persona", "qid", "reply", "run"]))
+    if not frames:
+        raise DataFileError(f"no released result files for methods {sorted(wanted)}")
+    return pd.concat(frames, ignore_index=True)

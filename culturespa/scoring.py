@@ -1,0 +1,290 @@
+"""Scoring answers against the survey into the tidy alignment table.
+
+One code path for every source of answers (the released Llama-3 outputs, our prompting
+baselines, our fine-tuned models). The input is a long frame with columns
+
+    method, persona, qid, reply            (reply: the model's raw text; may be empty)
+    and optionally choice (int option number) and probs (list of option probabilities)
+
+``persona`` is the country the prompt named, or ``NO_PERSONA`` for culture-unaware prompts,
+whose answers are scored against every country. The output has one row per
+(method, country, metric): ``model, method, country, metric, value, ci_low, ci_high, n_valid,
+n_invalid``, with an ``AVG`` row per method and metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .parsing import parse_paper, parse_strict
+from .survey import Survey
+
+NO_PERSONA = "none"
+AVG = "AVG"
+COLUMNS = ["model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"]
+
+PAPER_SCORE = "paper_score"
+JS = "js_similarity"
+W1 = "wasserstein_similarity"
+MARGIN = "own_vs_other_margin"
+RANK = "own_rank"
+IDENTIFIED = "identification_accuracy"
+
+BASELINE_UNIFORM = "baseline_uniform"
+BASELINE_MAJORITY = "baseline_majority_{}"
+
+
+@dataclass
+class ScoringSettings:
+    n_boot: int = 1000
+    seed: int = 0
+    ci_level: float = 0.95
+    n_uniform_draws: int = 200
+    majority_baseline_country: str = "USA"
+
+
+@dataclass
+class PersonaAnswers:
+    """One persona's answers aligned to the survey's questions (NaN = invalid or missing)."""
+
+    paper: np.ndarray
+    strict: np.ndarray
+    dists: list  # per question: array over options, or None
+
+    @property
+    def n_paper_valid(self):
+        return ~np.isnan(self.paper)
+
+
+def align_answers(frame: pd.DataFrame, survey: Survey) -> PersonaAnswers:
+    """Parse one persona's replies into arrays over ``survey.items``."""
+    n = len(survey.items)
+    paper, strict = np.full(n, np.nan), np.full(n, np.nan)
+    dists: list = [None] * n
+    has_choice = "choice" in frame.columns
+    has_probs = "probs" in frame.columns
+    for rec in frame.itertuples(index=False):
+        i = survey.index.get(rec.qid)
+        if i is None:
+            continue
+        item = survey.items[i]
+        choice = getattr(rec, "choice", None) if has_choice else None
+        if choice is not None and not pd.isna(choice):
+            p = s = int(choice)
+        else:
+            reply = rec.reply if isinstance(rec.reply, str) else None
+            p, s = parse_paper(reply), parse_strict(reply, item.numbers)
+        paper[i] = np.nan if p is None else p
+        strict[i] = np.nan if s is None else s
+        probs = getattr(rec, "probs", None) if has_probs else None
+        if probs is not None and not (isinstance(probs, float) and np.isnan(probs)):
+            vec = np.asarray(probs, float)
+            dists[i] = vec / vec.sum()
+        elif s is not None:
+            dists[i] = metrics.one_hot(s, item.first, item.n_options)
+    return PersonaAnswers(paper, strict, dists)
+
+
+def _counts(valid: np.ndarray, has_survey: np.ndarray) -> tuple[int, int]:
+    return int(np.sum(valid & has_survey)), int(np.sum(~valid & has_survey))
+
+
+def _dist_values(ans: PersonaAnswers, survey: Survey, country: str, fn) -> np.ndarray:
+    out = np.full(len(survey.items), np.nan)
+    for i, item in enumerate(survey.items):
+        ref = survey.distribution(country, item.qid)
+        if ref is not None and ans.dists[i] is not None:
+            out[i] = fn(ans.dists[i], ref)
+    return out
+
+
+class _MethodScorer:
+    """Scores one method's answers for all countries, with joint bootstrap CIs."""
+
+    def __init__(self, survey: Survey, countries: Sequence[str], settings: ScoringSettings):
+        self.survey, self.countries, self.s = survey, list(countries), settings
+        self.weights = metrics.bootstrap_weights(len(survey.items), settings.n_boot, settings.seed)
+
+    def ci(self, samples):
+        return metrics.percentile_ci(samples, self.s.ci_level)
+
+    def paper_parts(self, answers: np.ndarray, country: str):
+        g = self.survey.majority[self.survey.row(country)]
+        mask = ~(np.isnan(answers) | np.isnan(g))
+        d2 = np.where(mask, (answers - g) ** 2, 0.0)
+        m2 = np.where(mask, self.survey.max_dist**2, 0.0)
+        return d2, m2
+
+    @staticmethod
+    def _paper_from_parts(num, den):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, 100.0 * (1.0 - np.sqrt(num) / np.sqrt(den)), np.nan)
+
+    def score(self, per_country: dict[str, PersonaAnswers]) -> list[dict]:
+        rows = []
+        has_survey = {c: ~np.isnan(self.survey.majority[self.survey.row(c)]) for c in self.countries}
+        # paper score: value and bootstrap per country, and the average over countries
+        boots, values = [], []
+        for c in self.countries:
+            ans = per_country[c]
+            d2, m2 = self.paper_parts(ans.paper, c)
+            value = float(self._paper_from_parts(d2.sum(), m2.sum()))
+            boot = self._paper_from_parts(self.weights @ d2, self.weights @ m2)
+            nv, ni = _counts(~np.isnan(ans.paper), has_survey[c])
+            rows.append(self._row(PAPER_SCORE, c, value, boot, nv, ni))
+            boots.append(boot)
+            values.append(value)
+        rows.append(self._avg_row(PAPER_SCORE, values, boots, rows))
+        # distributional metrics: per-question similarity, averaged over questions
+        for name, fn in ((JS, metrics.js_similarity), (W1, metrics.wasserstein_similarity)):
+            boots, values, start = [], [], len(rows)
+            for c in self.countries:
+                v = _dist_values(per_country[c], self.survey, c, fn)
+                mask = ~np.isnan(v)
+                vz = np.where(mask, v, 0.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    boot = (self.weights @ vz) / (self.weights @ mask)
+                value = metrics.weighted_mean(v)
+                nv, ni = _counts(~np.isnan(per_country[c].strict), has_survey[c])
+                rows.append(self._row(name, c, value, boot, nv, ni))
+                boots.append(boot)
+                values.append(value)
+            rows.append(self._avg_row(name, values, boots, rows[start:]))
+        return rows
+
+    def pluralism(self, per_country: dict[str, PersonaAnswers]) -> tuple[list[dict], pd.DataFrame]:
+        """S[prompted as i, scored against j] and the metrics read off it."""
+        cs = self.countries
+        n = len(cs)
+        num = np.zeros((n, n, self.s.n_boot))
+        den = np.zeros((n, n, self.s.n_boot))
+        value = np.zeros((n, n))
+        for i, ci in enumerate(cs):
+            for j, cj in enumerate(cs):
+                d2, m2 = self.paper_parts(per_country[ci].paper, cj)
+                value[i, j] = self._paper_from_parts(d2.sum(), m2.sum())
+                num[i, j], den[i, j] = self.weights @ d2, self.weights @ m2
+        boot = self._paper_from_parts(num, den)  # n x n x B
+        matrix = pd.DataFrame(value, index=pd.Index(cs, name="prompted_as"), columns=pd.Index(cs, name="scored_against"))
+        rows = []
+        for name, fn in ((MARGIN, metrics.own_vs_other_margin), (RANK, metrics.own_rank), (IDENTIFIED, metrics.identified)):
+            v = fn(value)
+            b = np.stack([fn(boot[:, :, k]) for k in range(boot.shape[2])], axis=1)  # n x B
+            start = len(rows)
+            for k, c in enumerate(cs):
+                nv = int(np.sum(~np.isnan(per_country[c].paper)))
+                rows.append(self._row(name, c, float(v[k]), b[k], nv, len(self.survey.items) - nv))
+            rows.append(self._avg_row(name, list(v), list(b), rows[start:]))
+        return rows, matrix
+
+    def _row(self, metric, country, value, boot, n_valid, n_invalid):
+        lo, hi = self.ci(boot) if not np.isnan(value) else (np.nan, np.nan)
+        return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid, n_invalid=n_invalid)
+
+    def _avg_row(self, metric, values, boots, country_rows):
+        values = np.asarray(values, float)
+        if np.all(np.isnan(values)):
+            value, boot = float("nan"), np.full(self.s.n_boot, np.nan)
+        else:
+            value = float(np.nanmean(values))
+            with np.errstate(invalid="ignore"):
+                boot = np.nanmean(np.vstack(boots), axis=0)
+        return self._row(
+            metric, AVG, value, boot, sum(r["n_valid"] for r in country_rows), sum(r["n_invalid"] for r in country_rows)
+        )
+
+
+def score_answers(
+    answers: pd.DataFrame,
+    survey: Survey,
+    countries: Sequence[str],
+    model: str,
+    settings: ScoringSettings | None = None,
+    baselines: bool = True,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The tidy alignment table and, per persona-conditioned method, its country x country matrix."""
+    settings = settings or ScoringSettings()
+    countries = [c for c in countries if survey.has_data(c)]
+    scorer = _MethodScorer(survey, countries, settings)
+    rows: list[dict] = []
+    matrices: dict[str, pd.DataFrame] = {}
+    for method, frame in answers.groupby("method", sort=False):
+        personas = set(frame["persona"])
+        if personas == {NO_PERSONA}:
+            shared = align_answers(frame, survey)
+            per_country = {c: shared for c in countries}
+        else:
+            missing = [c for c in countries if c not in personas]
+            if missing:
+                raise ValueError(f"method {method!r} has no answers for {', '.join(missing)}")
+            per_country = {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
+        method_rows = scorer.score(per_country)
+        if personas != {NO_PERSONA} and len(countries) > 1:
+            plural_rows, matrices[method] = scorer.pluralism(per_country)
+            method_rows += plural_rows
+        rows += [dict(model=model, method=method, **r) for r in method_rows]
+    if baselines:
+        rows += [dict(model=model, **r) for r in baseline_rows(survey, countries, scorer, settings)]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table, matrices
+
+
+def _choice_answers(choices: np.ndarray, survey: Survey) -> PersonaAnswers:
+    dists = [
+        None if np.isnan(a) else metrics.one_hot(int(a), it.first, it.n_options) for a, it in zip(choices, survey.items)
+    ]
+    return PersonaAnswers(choices.copy(), choices.copy(), dists)
+
+
+def _one_hot_table(survey: Survey, country: str, fn) -> list[np.ndarray | None]:
+    """Per question: fn(one-hot answer k, survey distribution) for every option k."""
+    table = []
+    for it in survey.items:
+        ref = survey.distribution(country, it.qid)
+        table.append(
+            None if ref is None else np.array([fn(metrics.one_hot(n, it.first, it.n_options), ref) for n in it.numbers])
+        )
+    return table
+
+
+def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScorer, settings: ScoringSettings) -> list[dict]:
+    """Two reference points: uniform random answers (mean over seeded draws, CI = spread over the
+    draws) and one country's majority answers given for every country (bootstrap CI)."""
+    rows = []
+    draws = metrics.uniform_random_answers(survey.first, survey.n_options, settings.n_uniform_draws, settings.seed)
+    cols = np.arange(len(survey.items))
+    for name in (PAPER_SCORE, JS, W1):
+        per_country = []
+        for c in countries:
+            g = survey.majority[survey.row(c)]
+            has = ~np.isnan(g)
+            if name == PAPER_SCORE:
+                d2 = np.where(has, (draws - g) ** 2, 0.0).sum(axis=1)
+                vals = 100.0 * (1.0 - np.sqrt(d2) / np.sqrt(np.sum(np.where(has, survey.max_dist**2, 0.0))))
+            else:
+                fn = metrics.js_similarity if name == JS else metrics.wasserstein_similarity
+                table = _one_hot_table(survey, c, fn)
+                idx = (draws - survey.first).astype(int)
+                per_q = np.array(
+                    [[t[idx[d, q]] if t is not None else np.nan for q, t in zip(cols, table)] for d in range(len(draws))]
+                )
+                vals = np.nanmean(per_q, axis=1)
+            per_country.append(vals)
+            lo, hi = metrics.percentile_ci(vals, settings.ci_level)
+            rows.append(dict(method=BASELINE_UNIFORM, country=c, metric=name, value=float(vals.mean()),
+                             ci_low=lo, ci_high=hi, n_valid=int(has.sum()), n_invalid=0))
+        avg = np.mean(per_country, axis=0)
+        lo, hi = metrics.percentile_ci(avg, settings.ci_level)
+        rows.append(dict(method=BASELINE_UNIFORM, country=AVG, metric=name, value=float(avg.mean()), ci_low=lo,
+                         ci_high=hi, n_valid=sum(r["n_valid"] for r in rows[-len(countries):]), n_invalid=0))
+    ref = settings.majority_baseline_country
+    if ref in survey.countries and survey.has_data(ref):
+        fixed = _choice_answers(survey.majority[survey.row(ref)], survey)
+        for r in scorer.score({c: fixed for c in countries}):
+            rows.append(dict(r, method=BASELINE_MAJORITY.format(ref)))
+    return rows
