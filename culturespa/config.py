@@ -1,0 +1,71 @@
+"""Configuration checks beyond the JSON schema: cross-references and paths.
+
+The schema (schemas/config.schema.yaml) checks types and shapes; ``check_config`` checks what a
+schema cannot: that every culture code used is defined and has survey data, and that paths exist.
+Both run before any job, so a bad config never starts a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from .cultures import catalogue_from_config, select
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+# Countries with answers in the pinned data/proportions_group_by_country.json (its sha256 is pinned,
+# so this set cannot change under us).
+SURVEY_COUNTRIES = frozenset(
+    "AUS BOL BRA CAN CHN DEU ETH GBR IND KEN MEX NGA NLD NZL RUS THA UKR USA ZWE".split()
+)
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_PATH) -> None:
+    """Raise ConfigError naming the first offending key (the deepest error is the most useful)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        e = errors[0]
+        raise ConfigError(f"config key '{_key(e.absolute_path)}': {e.message}")
+
+
+def countries(config: Mapping[str, Any]) -> list[str]:
+    return list(config.get("countries") or [c["code"] for c in config["cultures"]])
+
+
+def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
+    """Semantic checks; each error names the config key to fix."""
+    catalogue = catalogue_from_config(config)
+    for i, code in enumerate(catalogue):
+        if code not in SURVEY_COUNTRIES:
+            raise ConfigError(
+                f"config key 'cultures[{i}]': {code} has no survey answers in "
+                f"proportions_group_by_country.json (available: {', '.join(sorted(SURVEY_COUNTRIES))})"
+            )
+    select(catalogue, countries(config), key="countries")
+    baseline = config.get("scoring", {}).get("majority_baseline")
+    if baseline is not None and baseline not in SURVEY_COUNTRIES:
+        raise ConfigError(f"config key 'scoring.majority_baseline': {baseline} has no survey answers")
+    mirror = config.get("data_mirror")
+    if mirror and not (Path(workdir) / mirror).is_dir():
+        raise ConfigError(f"config key 'data_mirror': directory {mirror!r} does not exist")
+
+
+def load_config(path: str | Path) -> dict:
+    config = yaml.safe_load(Path(path).read_text())
+    validate_schema(config)
+    check_config(config, Path(path).parent)
+    return config

@@ -1,0 +1,74 @@
+"""Materialising the paper's released data: from a local mirror or by download, checksum-verified.
+
+The pinned sha256 of every file live in ``culturespa/data/culturespa.sha256`` (part of the
+workflow, not of the data). A file that does not match is never left at its destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import ChecksumError, DataFileError
+from .io import atomic_path
+
+CHECKSUM_FILE = Path(__file__).resolve().parent / "data" / "culturespa.sha256"
+
+
+def read_checksums(path: str | Path = CHECKSUM_FILE) -> dict[str, str]:
+    """relative path -> sha256, from a ``sha256sum``-style file."""
+    sums = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            sums[rel.lstrip("*")] = digest.lower()
+    return sums
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _copy_from_mirror(mirror: Path, rel: str, dest: Path) -> None:
+    src = mirror / rel
+    if not src.is_file():
+        raise DataFileError(f"{rel}: missing from the data mirror {mirror} (expected {src})")
+    shutil.copyfile(src, dest)
+
+
+def _download(base_url: str, rel: str, dest: Path, timeout: float = 60.0) -> None:
+    url = f"{base_url.rstrip('/')}/{rel}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except (urllib.error.URLError, OSError) as e:
+        raise DataFileError(f"{rel}: download from {url} failed: {e}") from e
+
+
+def materialise(rel: str, dest: str | Path, expected_sha256: str, mirror: str | Path | None, base_url: str) -> str:
+    """Fetch ``rel`` into ``dest`` and verify it; returns where it came from.
+
+    The file is written to a temporary sibling and only renamed into place once its hash matches,
+    so a corrupt or partial file never sits at ``dest``.
+    """
+    dest = Path(dest)
+    source = f"mirror {mirror}" if mirror else f"{base_url.rstrip('/')}/{rel}"
+    with atomic_path(dest) as tmp:
+        if mirror:
+            _copy_from_mirror(Path(mirror), rel, tmp)
+        else:
+            _download(base_url, rel, tmp)
+        actual = sha256_of(tmp)
+        if actual != expected_sha256:
+            raise ChecksumError(
+                f"{rel}: checksum mismatch (from {source}): expected sha256 {expected_sha256}, got {actual}; "
+                "the file was not kept"
+            )
+    return source

@@ -1,0 +1,34 @@
+"""Logging for the thin Snakemake scripts: everything to the rule's log file, user errors also to the console."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from .errors import CultureSPAError
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_logged(log_path: str, main: Callable[[], None]) -> None:
+    """Run ``main`` with logging (and stderr, where progress bars go) sent to ``log_path``.
+
+    A CultureSPAError is a message for the user: it is logged and printed on the console without a
+    traceback, and the job fails. Anything else keeps its traceback in the log.
+    """
+    console = sys.stderr
+    with open(log_path, "w", buffering=1) as log:
+        sys.stderr = log
+        logging.basicConfig(stream=log, level=logging.INFO, format=FORMAT, force=True)
+        try:
+            main()
+        except CultureSPAError as e:
+            logging.getLogger("culturespa").error("%s", e)
+            print(f"culturespa error: {e} (log: {log_path})", file=console)
+            raise SystemExit(1) from None
+        except Exception:
+            logging.getLogger("culturespa").exception("job failed")
+            raise
+        finally:
+            sys.stderr = console

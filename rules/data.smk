@@ -1,0 +1,22 @@
+rule get_culturespa_file:
+    output:
+        "resources/culturespa/{relpath}",
+    wildcard_constraints:
+        relpath="|".join(re.escape(p) for p in CHECKSUMS),
+    params:
+        sha256=lambda wildcards: CHECKSUMS[wildcards.relpath],
+        mirror=config["data_mirror"],
+        base_url=config["data_base_url"],
+    log:
+        "logs/data/{relpath}.log",
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=15,
+    group:
+        "data"
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/fetch_data.py"

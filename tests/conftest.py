@@ -1,0 +1,53 @@
+"""Shared fixtures: where the repository and the paper's released data are."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER_COUNTRIES = "USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL".split()
+
+
+def _find_data_dir() -> Path | None:
+    for candidate in (
+        os.environ.get("CULTURESPA_DATA"),
+        REPO / "resources" / "culturespa",
+        REPO.parent / "shared" / "culturespa",
+    ):
+        if candidate and (Path(candidate) / "data" / "wvs_questions.json").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The released CultureSPA data (a mirror laid out like the upstream repository)."""
+    found = _find_data_dir()
+    if found is None:
+        pytest.skip("released CultureSPA data not found (set CULTURESPA_DATA or run `make demo` once)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def survey(data_dir):
+    from culturespa.survey import Survey
+
+    return Survey.load(data_dir / "data/wvs_questions.json", data_dir / "data/proportions_group_by_country.json")
+
+
+@pytest.fixture(scope="session")
+def paper_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def snakemake_bin() -> str:
+    exe = shutil.which("snakemake", path=str(Path(os.sys.executable).parent)) or shutil.which("snakemake")
+    if exe is None:
+        pytest.skip("snakemake is not installed")
+    return exe

@@ -1,0 +1,106 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culturespa.released import load_released, parse_released_name
+from culturespa.scoring import AVG, NO_PERSONA, ScoringSettings, score_answers
+from culturespa.survey import Survey
+from culturespa.wvs import Distribution, Item
+
+from conftest import PAPER_COUNTRIES
+
+FAST = ScoringSettings(n_boot=200, n_uniform_draws=100)
+
+
+@pytest.fixture
+def tiny_survey():
+    items = [Item("Q1", "a", ("x", "y", "z", "w")), Item("Q2", "b", ("x", "y")), Item("Q94", "c", ("n", "m", "o"), first=0)]
+
+    def dist(shares, first):
+        shares = np.asarray(shares, float)
+        return Distribution(shares, 0.0, int(np.argmax(shares)) + first)
+
+    dists = {
+        "AAA": {"Q1": dist([0.7, 0.2, 0.1, 0], 1), "Q2": dist([0.4, 0.6], 1), "Q94": dist([0.5, 0.3, 0.2], 0)},
+        "BBB": {"Q1": dist([0, 0.1, 0.2, 0.7], 1), "Q2": dist([0.9, 0.1], 1)},  # no data for Q94
+    }
+    return Survey(items, ["AAA", "BBB"], dists)
+
+
+def frame(method, persona, replies):
+    return pd.DataFrame({"method": method, "persona": persona, "qid": list(replies), "reply": list(replies.values())})
+
+
+def test_scores_by_hand(tiny_survey):
+    answers = pd.concat([
+        frame("aware", "AAA", {"Q1": "1", "Q2": "I pick 1", "Q94": "I cannot answer"}),
+        frame("aware", "BBB", {"Q1": "4", "Q2": "1", "Q94": "0"}),
+        frame("unaware", NO_PERSONA, {"Q1": "2", "Q2": "2", "Q94": "2"}),
+    ])
+    table, matrices = score_answers(answers, tiny_survey, ["AAA", "BBB"], "m", FAST, baselines=False)
+    get = lambda meth, c, metric: table.query("method == @meth and country == @c and metric == @metric").iloc[0]
+    # AAA majority (1, 2, 0); aware-AAA answers (1, 1, invalid): distance 1 over max sqrt(9+1)
+    row = get("aware", "AAA", "paper_score")
+    assert row.value == pytest.approx(100 * (1 - 1 / math.sqrt(10)))
+    assert (row.n_valid, row.n_invalid) == (2, 1)
+    # BBB majority (4, 1, none): aware-BBB (4, 1) -> 100; Q94 without survey data is not counted
+    row = get("aware", "BBB", "paper_score")
+    assert row.value == pytest.approx(100.0) and (row.n_valid, row.n_invalid) == (2, 0)
+    assert row.ci_low == pytest.approx(100.0) and row.ci_high == pytest.approx(100.0)
+    avg = get("aware", AVG, "paper_score")
+    assert avg.value == pytest.approx((100 * (1 - 1 / math.sqrt(10)) + 100) / 2)
+    assert (avg.n_valid, avg.n_invalid) == (4, 1)
+    # unaware answers (2, 2, 2) are scored against both countries
+    assert get("unaware", "AAA", "paper_score").value == pytest.approx(100 * (1 - math.sqrt(1 + 0 + 4) / math.sqrt(9 + 1 + 4)))
+    assert get("unaware", "BBB", "paper_score").value == pytest.approx(100 * (1 - math.sqrt(4 + 1) / math.sqrt(9 + 1)))
+    # the country matrix: prompted as AAA scored against BBB: answers (1, 1) vs (4, 1)
+    m = matrices["aware"]
+    assert m.loc["AAA", "BBB"] == pytest.approx(100 * (1 - 3 / math.sqrt(10)))
+    assert "unaware" not in matrices
+    ident = get("aware", AVG, "identification_accuracy")
+    assert ident.value == pytest.approx(1.0)
+    # JS similarity from one-hot answers: aware-BBB on Q1 answers 4 vs (0, .1, .2, .7)
+    js = get("aware", "BBB", "js_similarity").value
+    assert 0 < js < 1
+
+
+def test_all_invalid_answers_are_missing_not_numbers(tiny_survey):
+    answers = pd.concat([frame("aware", c, {"Q1": "no", "Q2": "no", "Q94": "no"}) for c in ("AAA", "BBB")])
+    table, _ = score_answers(answers, tiny_survey, ["AAA", "BBB"], "m", FAST, baselines=False)
+    scores = table[table.metric == "paper_score"]
+    assert scores["value"].isna().all()
+    assert list(scores["n_invalid"]) == [3, 2, 5] and list(scores["n_valid"]) == [0, 0, 0]
+
+
+def test_probabilities_feed_the_distributional_metrics(tiny_survey):
+    answers = frame("aware", "AAA", {"Q1": "1", "Q2": "2", "Q94": "0"})
+    answers["choice"] = [1, 2, 0]
+    answers["probs"] = [[0.7, 0.2, 0.1, 0.0], [0.4, 0.6], [0.5, 0.3, 0.2]]  # the survey itself
+    table, _ = score_answers(answers, tiny_survey, ["AAA"], "m", FAST, baselines=False)
+    js = table.query("metric == 'js_similarity' and country == 'AAA'").value.iloc[0]
+    assert js == pytest.approx(1.0)
+
+
+def test_released_file_names():
+    assert parse_released_name("wvs_result_culture_unaware_0.json") == ("culture_unaware", NO_PERSONA, 0)
+    assert parse_released_name("wvs_result_culture_aware_NZL_0.json") == ("culture_aware", "NZL", 0)
+    assert parse_released_name("wvs_result_self_alignment_American_0.json")[0] == "self_alignment_American"
+
+
+def test_released_llama3_scores_are_reproduced(data_dir, survey):
+    """Regression pins for the paper's culture-unaware and culture-aware rows (Llama-3-8B-Instruct)."""
+    files = sorted((data_dir / "result/Meta-Llama-3-8B-Instruct").glob("*.json"))
+    answers = load_released(files, ["culture_unaware", "culture_aware"])
+    table, matrices = score_answers(answers, survey, PAPER_COUNTRIES, "Meta-Llama-3-8B-Instruct", FAST)
+    avg = table[table.country == AVG].set_index(["method", "metric"])["value"]
+    assert avg["culture_unaware", "paper_score"] == pytest.approx(62.36, abs=0.01)
+    assert avg["culture_aware", "paper_score"] == pytest.approx(66.61, abs=0.01)
+    assert avg["culture_aware", "identification_accuracy"] == pytest.approx(3 / 18)
+    assert avg["baseline_uniform", "paper_score"] < avg["culture_unaware", "paper_score"]
+    usa = table.query("method == 'culture_aware' and country == 'USA' and metric == 'paper_score'").iloc[0]
+    assert (usa.n_valid, usa.n_invalid) == (254, 3)
+    assert usa.ci_low < usa.value < usa.ci_high
+    assert matrices["culture_aware"].shape == (18, 18)
+    assert set(table.columns) == {"model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"}
