@@ -7,7 +7,8 @@ CORES ?= 2
 # Offline on machines that carry a local mirror of the paper's data beside the repository.
 MIRROR ?= $(firstword $(wildcard ../shared/culturespa))
 MIRROR_ARG := $(if $(MIRROR),--config data_mirror=$(abspath $(MIRROR)),)
-SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
+# Targets and --report come first: --config takes every word after it.
+DEMO_OPTS := --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 
 .PHONY: venv demo test lint bench clean
 
@@ -21,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(SNAKEMAKE) all
-	$(SNAKEMAKE) --report results/report.html
+	$(BIN)/snakemake all $(DEMO_OPTS)
+	$(BIN)/snakemake --report results/report.html $(DEMO_OPTS)
 	@echo "Report: $(abspath results/report.html)"
 
 test: venv

@@ -294,21 +294,23 @@ def _needs_normalising(options: Sequence[str]) -> bool:
     return all_start_with_digit(options) and not all_bare_integers(options) and not all_ranges(options)
 
 
-def _strip_prefixes(records: list[dict]) -> int:
-    n = 0
+def _strip_prefixes(records: list[dict]) -> set[str]:
+    """Filter 3 in place; the qids it rewrote (filter 4 must not look at them again:
+    "1. 18-24 years" becomes "18-24 years", which starts with a digit)."""
+    done = set()
     for rec in records:
         if _needs_normalising(rec["options"]):
             stripped = strip_number_prefixes(rec["options"])
             if stripped is not None:
                 rec["options"] = stripped
-                n += 1
-    return n
+                done.add(rec["qid"])
+    return done
 
 
-def _endpoint_cards(records: list[dict]) -> tuple[dict[int, str], int]:
+def _endpoint_cards(records: list[dict], skip: set[str]) -> tuple[dict[int, str], int]:
     why, n = {}, 0
     for i, rec in enumerate(records):
-        if not _needs_normalising(rec["options"]):
+        if rec["qid"] in skip or not _needs_normalising(rec["options"]):
             continue
         normalised = endpoint_card(rec["question"], rec["options"])
         if normalised is None:
@@ -337,9 +339,10 @@ def filter_pool(
     stages = _Stages(work)
     stages.drop(STAGE_EXACT, _exact_duplicates(stages.records, (s.text for s in seeds)))
     stages.drop(STAGE_NUMERIC, _unexplained_numeric(stages.records))
-    stages.report.n_normalised[STAGE_PREFIX] = _strip_prefixes(stages.records)
+    stripped = _strip_prefixes(stages.records)
+    stages.report.n_normalised[STAGE_PREFIX] = len(stripped)
     stages.drop(STAGE_PREFIX, {})
-    why_card, n_card = _endpoint_cards(stages.records)
+    why_card, n_card = _endpoint_cards(stages.records, stripped)
     stages.report.n_normalised[STAGE_CARD] = n_card
     stages.drop(STAGE_CARD, why_card)
     if near_dup_threshold is not None:
