@@ -3,6 +3,9 @@
 # results/ is the workflow's public interface:
 #   results/released/{model}/alignment.csv           released answers scored with our metrics
 #   results/released/{model}/matrix/{method}.csv     prompted-as x scored-against country matrix
+#   results/{model}/questions/{source}/pool.jsonl    step 1: filtered question pool (+ filter_counts.csv)
+#   results/{model}/answers/{source}/culture_unaware.jsonl, .../{setting}/{country}.jsonl   step 2
+#   results/{model}/pairs/{source}/{setting}/{strategy}/{country|joint}.jsonl (+ stats.csv)  step 3
 #
 # Resources fetched at run time (checksum-verified) live in resources/, logs in logs/.
 
@@ -20,6 +23,10 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/released.smk"
+include: "rules/models.smk"
+include: "rules/questions.smk"
+include: "rules/answers.smk"
+include: "rules/pairs.smk"
 
 
 rule all:

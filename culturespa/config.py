@@ -59,6 +59,13 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
     baseline = config.get("scoring", {}).get("majority_baseline")
     if baseline is not None and baseline not in SURVEY_COUNTRIES:
         raise ConfigError(f"config key 'scoring.majority_baseline': {baseline} has no survey answers")
+    for i, name in enumerate(config.get("run_models", [])):
+        if name not in config.get("models", {}):
+            raise ConfigError(f"config key 'run_models[{i}]': model {name!r} is not defined under 'models'")
+    for name, spec in config.get("models", {}).items():
+        path = spec.get("path")
+        if path and (path.startswith((".", "/")) or Path(path).exists()) and not Path(workdir, path).exists():
+            raise ConfigError(f"config key 'models.{name}.path': local folder {path!r} does not exist")
     mirror = config.get("data_mirror")
     if mirror and not (Path(workdir) / mirror).is_dir():
         raise ConfigError(f"config key 'data_mirror': directory {mirror!r} does not exist")

@@ -179,13 +179,18 @@ def similar_pairs(
     ``lower_only`` keeps j < i (x and y the same matrix: each row against earlier rows).
     """
     pairs = []
-    yt = y.T.tocsc()
+    x, y = x.astype(np.float32).tocsr(), y.astype(np.float32).tocsr()
     for lo in range(0, x.shape[0], chunk):
-        sims = (x[lo : lo + chunk] @ yt).toarray()
+        hi = min(lo + chunk, x.shape[0])
+        # earlier rows only: the columns past this chunk cannot qualify, skip them
+        others = y[:hi] if lower_only else y
+        sims = x[lo:hi] @ others.T.tocsr()  # sparse result, never densified
+        hit = np.flatnonzero(sims.data >= threshold - 1e-6)  # float32 rounding of 1.0
+        rows = np.searchsorted(sims.indptr, hit, side="right") - 1 + lo
+        cols, vals = sims.indices[hit], sims.data[hit]
         if lower_only:
-            sims[np.triu_indices(sims.shape[0], k=lo, m=sims.shape[1])] = 0.0
-        for i, j in zip(*np.nonzero(sims >= threshold)):
-            pairs.append((lo + int(i), int(j), float(sims[i, j])))
+            rows, cols, vals = rows[cols < rows], cols[cols < rows], vals[cols < rows]
+        pairs += [(int(i), int(j), float(v)) for i, j, v in zip(rows, cols, vals)]
     return pairs
 
 

@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 
@@ -11,6 +12,9 @@ from culturespa.fetch import read_checksums
 check_config(config, workdir=".")
 
 COUNTRIES = configured_countries(config)
+TOPICS = list(range(13))
+RUN_MODELS = config.get("run_models", [])
+SOURCE = config["questions"]["source"]
 CHECKSUMS = read_checksums()
 RELEASED_RESULT_FILES = [p for p in CHECKSUMS if p.startswith("result/")]
 
@@ -19,6 +23,9 @@ wildcard_constraints:
     country="[A-Z]{3}",
     model=r"[A-Za-z0-9._-]+",
     method="[a-z0-9_]+",
+    source="generate|released",
+    topic="[0-9]+",
+    strategy="crqpc|rds|cds",
 
 
 def culturespa_file(rel):
@@ -52,4 +59,47 @@ def persona_methods():
 def get_final_output():
     data = [culturespa_file(p) for p in CHECKSUMS]
     released = [f"results/released/{m}/alignment.csv" for m in config["released"]["models"]]
-    return data + released
+    return data + released + pipeline_outputs()
+
+
+def pipeline_outputs():
+    """Steps 1-3 for every run model: the question pool and the pair sets."""
+    out = []
+    for model in RUN_MODELS:
+        out.append(f"results/{model}/questions/{SOURCE}/filter_counts.csv")
+        for setting in config["pairs"]["settings"]:
+            out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
+    return out
+
+
+def model_spec(model):
+    """What the scripts need to load a model: path (local folder or hub id), dtype, chat template."""
+    spec = config["models"][model]
+    path = f"resources/models/{model}" if "gguf" in spec else spec["path"]
+    return {
+        "name": model,
+        "path": path,
+        "dtype": spec.get("dtype", "auto"),
+        "chat_template": spec.get("chat_template"),
+    }
+
+
+def model_input(wildcards):
+    """The model folder as an input when it is a file target (converted GGUF or local folder)."""
+    spec = config["models"][wildcards.model]
+    if "gguf" in spec:
+        return f"resources/models/{wildcards.model}"
+    return spec["path"] if os.path.isdir(spec["path"]) else []
+
+
+def culture_record(code):
+    return next(c for c in config["cultures"] if c["code"] == code)
+
+
+def raw_question_files(wildcards):
+    if wildcards.source == "released":
+        return [
+            culturespa_file(f"data/Meta-Llama-3-8B-Instruct/generated_questions_topic_{t}_from_all_seed.json")
+            for t in TOPICS
+        ]
+    return [f"results/{wildcards.model}/questions/generate/raw/topic_{t}.jsonl" for t in TOPICS]

@@ -1,0 +1,15 @@
+"""Step 1 for one topic: self-instruct question generation with the model."""
+
+from culturespa.logs import run_logged
+from culturespa.stages import generate_topic_questions
+
+run_logged(
+    snakemake.log[0],
+    lambda: generate_topic_questions(
+        snakemake.params.model,
+        int(snakemake.wildcards.topic),
+        snakemake.input.questions,
+        snakemake.params.settings,
+        snakemake.output[0],
+    ),
+)
