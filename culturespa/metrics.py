@@ -86,6 +86,17 @@ def identified(matrix: np.ndarray) -> np.ndarray:
     return (own_rank(matrix) == 1.0).astype(float)
 
 
+def matrix_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two symmetric country x country matrices over the upper triangle."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    iu = np.triu_indices_from(a, k=1)
+    x, y = a[iu], b[iu]
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+
+
 # --- baselines --------------------------------------------------------------------------------
 
 

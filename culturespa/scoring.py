@@ -37,6 +37,21 @@ W1 = "wasserstein_similarity"
 MARGIN = "own_vs_other_margin"
 RANK = "own_rank"
 IDENTIFIED = "identification_accuracy"
+CROSS_CORRELATION = "cross_culture_correlation"
+
+# kinds of country x country matrices (long format: kind, method, row, col, value)
+PROMPTED_VS_SURVEY = "prompted_vs_survey"  # S[i, j]: answers as i scored on survey j
+PERSONA_VS_PERSONA = "persona_vs_persona"  # C[i, j]: answers as i vs answers as j
+REFERENCE = "reference"  # survey i vs survey j (the released country_similarity.json)
+MATRIX_COLUMNS = ["kind", "method", "row", "col", "value"]
+
+
+def _long(matrix: np.ndarray, countries: Sequence[str], kind: str, method: str = "") -> pd.DataFrame:
+    n = len(countries)
+    return pd.DataFrame({
+        "kind": kind, "method": method,
+        "row": np.repeat(countries, n), "col": np.tile(countries, n), "value": np.asarray(matrix).ravel(),
+    })
 
 BASELINE_UNIFORM = "baseline_uniform"
 BASELINE_MAJORITY = "baseline_majority_{}"
@@ -172,19 +187,22 @@ class _MethodScorer:
         return rows
 
     def pluralism(self, per_country: dict[str, PersonaAnswers]) -> tuple[list[dict], pd.DataFrame]:
-        """S[prompted as i, scored against j] and the metrics read off it."""
+        """S[prompted as i, scored against j], the metrics read off it, and the cross-cultural
+        matrix C[i, j] (the model's answers as i against its answers as j, the paper's figure 5),
+        with its correlation to the survey's own country-to-country similarity."""
         cs = self.countries
         n = len(cs)
         num = np.zeros((n, n, self.s.n_boot))
         den = np.zeros((n, n, self.s.n_boot))
         value = np.zeros((n, n))
+        cross = np.full((n, n), np.nan)
         for i, ci in enumerate(cs):
             for j, cj in enumerate(cs):
                 d2, m2 = self.paper_parts(per_country[ci].paper, cj)
                 value[i, j] = self._paper_from_parts(d2.sum(), m2.sum())
                 num[i, j], den[i, j] = self.weights @ d2, self.weights @ m2
+                cross[i, j] = metrics.paper_score(per_country[ci].paper, per_country[cj].paper, self.survey.max_dist)
         boot = self._paper_from_parts(num, den)  # n x n x B
-        matrix = pd.DataFrame(value, index=pd.Index(cs, name="prompted_as"), columns=pd.Index(cs, name="scored_against"))
         rows = []
         for name, fn in ((MARGIN, metrics.own_vs_other_margin), (RANK, metrics.own_rank), (IDENTIFIED, metrics.identified)):
             v = fn(value)
@@ -194,7 +212,17 @@ class _MethodScorer:
                 nv = int(np.sum(~np.isnan(per_country[c].paper)))
                 rows.append(self._row(name, c, float(v[k]), b[k], nv, len(self.survey.items) - nv))
             rows.append(self._avg_row(name, list(v), list(b), rows[start:]))
-        return rows, matrix
+        reference = self.reference_matrix()
+        corr = metrics.matrix_correlation(cross, reference)
+        n_valid = sum(r["n_valid"] for r in rows[:n])
+        rows.append(dict(country=AVG, metric=CROSS_CORRELATION, value=corr, ci_low=np.nan, ci_high=np.nan,
+                         n_valid=n_valid, n_invalid=n * len(self.survey.items) - n_valid))
+        long = pd.concat([_long(value, cs, PROMPTED_VS_SURVEY), _long(cross, cs, PERSONA_VS_PERSONA)])
+        return rows, long
+
+    def reference_matrix(self) -> np.ndarray:
+        cs = self.countries
+        return np.array([[self.survey.similarity(a, b) for b in cs] for a in cs])
 
     def _row(self, metric, country, value, boot, n_valid, n_invalid):
         lo, hi = self.ci(boot) if not np.isnan(value) else (np.nan, np.nan)
@@ -221,13 +249,14 @@ def score_answers(
     model: str,
     settings: ScoringSettings | None = None,
     baselines: bool = True,
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The tidy alignment table and, per persona-conditioned method, its country x country matrix."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy alignment table and the country x country matrices in long format
+    (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C."""
     settings = settings or ScoringSettings()
     countries = [c for c in countries if survey.has_data(c)]
     scorer = _MethodScorer(survey, countries, settings)
     rows: list[dict] = []
-    matrices: dict[str, pd.DataFrame] = {}
+    matrices = [_long(scorer.reference_matrix(), countries, REFERENCE)] if len(countries) > 1 else []
     for method, frame in answers.groupby("method", sort=False):
         personas = set(frame["persona"])
         if personas == {NO_PERSONA}:
@@ -240,13 +269,14 @@ def score_answers(
             per_country = {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
         method_rows = scorer.score(per_country)
         if personas != {NO_PERSONA} and len(countries) > 1:
-            plural_rows, matrices[method] = scorer.pluralism(per_country)
+            plural_rows, long = scorer.pluralism(per_country)
             method_rows += plural_rows
+            matrices.append(long.assign(method=method))
         rows += [dict(model=model, method=method, **r) for r in method_rows]
     if baselines:
         rows += [dict(model=model, **r) for r in baseline_rows(survey, countries, scorer, settings)]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table, matrices
+    return table, pd.concat(matrices, ignore_index=True) if matrices else pd.DataFrame(columns=MATRIX_COLUMNS)
 
 
 def _choice_answers(choices: np.ndarray, survey: Survey) -> PersonaAnswers:
@@ -305,12 +335,21 @@ def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScore
     return rows
 
 
-def write_alignment(table: pd.DataFrame, matrices: dict[str, pd.DataFrame], table_path, matrix_paths) -> None:
-    """Write the tidy table and each method's matrix to the path named after the method."""
-    by_stem = {Path(p).stem: p for p in matrix_paths}
-    missing = sorted(set(by_stem) - set(matrices))
-    if missing:
-        raise ValueError(f"no country matrix was computed for {missing}")
-    for method, path in by_stem.items():
-        write_csv(path, matrices[method].round(4), index=True)
+def wide_matrix(matrices: pd.DataFrame, kind: str, method: str = "") -> pd.DataFrame:
+    """One matrix of the long table as rows x columns, in the order the countries came."""
+    sub = matrices[(matrices.kind == kind) & (matrices.method == method)]
+    order = list(dict.fromkeys(sub["row"]))
+    wide = sub.pivot(index="row", columns="col", values="value").loc[order, order]
+    wide.index.name, wide.columns.name = "prompted_as", "scored_against"
+    return wide
+
+
+def write_alignment(table: pd.DataFrame, matrices: pd.DataFrame, table_path, matrices_path, wide_paths) -> None:
+    """The tidy table, the long matrices, and S (prompted as x scored against) per method, wide."""
+    for path in wide_paths:
+        method = Path(path).stem
+        if not ((matrices.kind == PROMPTED_VS_SURVEY) & (matrices.method == method)).any():
+            raise ValueError(f"no country matrix was computed for {method}")
+        write_csv(path, wide_matrix(matrices, PROMPTED_VS_SURVEY, method).round(4), index=True)
+    write_csv(matrices_path, matrices)
     write_csv(table_path, table)

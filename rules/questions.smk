@@ -3,11 +3,11 @@ rule generate_questions:
         model=model_input,
         questions=culturespa_file("data/wvs_questions.json"),
     output:
-        "results/{model}/questions/generate/raw/topic_{topic}.jsonl",
+        questions="results/{model}/questions/generate/raw/topic_{topic}.jsonl",
+        stats="results/{model}/questions/generate/raw/topic_{topic}.stats.json",
     params:
         model=lambda wildcards: model_spec(wildcards.model),
         settings=config["questions"],
-        partial=lambda wildcards, output: f"{output[0]}.partial",
     log:
         "logs/{model}/questions/generate/topic_{topic}.log",
     threads: 2

@@ -5,7 +5,8 @@ rule score_released:
         answers=lambda wildcards: released_answer_files(wildcards.model),
     output:
         table="results/released/{model}/alignment.csv",
-        matrices=expand("results/released/{{model}}/matrix/{method}.csv", method=persona_methods()),
+        matrices="results/released/{model}/matrices.csv",
+        wide=expand("results/released/{{model}}/matrix/{method}.csv", method=persona_methods()),
     params:
         countries=lambda wildcards: released_countries(wildcards.model),
         methods=config["released"]["methods"],

@@ -10,6 +10,7 @@ run_logged(
         int(snakemake.wildcards.topic),
         snakemake.input.questions,
         snakemake.params.settings,
-        snakemake.output[0],
+        snakemake.output.questions,
+        snakemake.output.stats,
     ),
 )

@@ -13,7 +13,7 @@ def main():
     answers = load_released(snakemake.input.answers, snakemake.params.methods)
     settings = ScoringSettings.from_config(snakemake.params.scoring)
     table, matrices = score_answers(answers, survey, snakemake.params.countries, snakemake.wildcards.model, settings)
-    write_alignment(table, matrices, snakemake.output.table, snakemake.output.matrices)
+    write_alignment(table, matrices, snakemake.output.table, snakemake.output.matrices, snakemake.output.wide)
     logging.info("scored %d answers: %d rows", len(answers), len(table))
 
 

@@ -14,8 +14,11 @@ CHECKSUMS = read_checksums()
 @pytest.fixture
 def http_mirror(data_dir):
     """A loopback HTTP server serving the data directory laid out like the upstream repository."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_dir))
-    handler.log_message = lambda *a, **k: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(data_dir))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -87,3 +87,10 @@ def test_bootstrap_weights_and_ci():
     np.testing.assert_array_equal(w, metrics.bootstrap_weights(10, 200, seed=1))
     lo, hi = metrics.percentile_ci(np.arange(1001.0), 0.95)
     assert lo == pytest.approx(25.0) and hi == pytest.approx(975.0)
+
+
+def test_matrix_correlation_upper_triangle():
+    a = np.array([[100, 1, 2], [1, 100, 3], [2, 3, 100.0]])
+    b = np.array([[0, 2, 4], [2, 0, 6], [4, 6, 0.0]])  # diagonal ignored
+    assert metrics.matrix_correlation(a, b) == pytest.approx(1.0)
+    assert np.isnan(metrics.matrix_correlation(np.ones((3, 3)), b))

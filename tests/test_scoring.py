@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from culturespa.released import load_released, parse_released_name
-from culturespa.scoring import AVG, NO_PERSONA, ScoringSettings, score_answers
+from culturespa.scoring import (
+    AVG, NO_PERSONA, PERSONA_VS_PERSONA, PROMPTED_VS_SURVEY, REFERENCE, ScoringSettings, score_answers, wide_matrix,
+)
 from culturespa.survey import Survey
 from culturespa.wvs import Distribution, Item
 
@@ -56,9 +58,13 @@ def test_scores_by_hand(tiny_survey):
     assert get("unaware", "AAA", "paper_score").value == pytest.approx(100 * (1 - math.sqrt(1 + 0 + 4) / math.sqrt(9 + 1 + 4)))
     assert get("unaware", "BBB", "paper_score").value == pytest.approx(100 * (1 - math.sqrt(4 + 1) / math.sqrt(9 + 1)))
     # the country matrix: prompted as AAA scored against BBB: answers (1, 1) vs (4, 1)
-    m = matrices["aware"]
+    m = wide_matrix(matrices, PROMPTED_VS_SURVEY, "aware")
     assert m.loc["AAA", "BBB"] == pytest.approx(100 * (1 - 3 / math.sqrt(10)))
-    assert "unaware" not in matrices
+    assert "unaware" not in set(matrices.method)
+    # C[i, j]: answers as AAA (1, 1, -) vs answers as BBB (4, 1, 0): distance 3 over sqrt(9 + 1)
+    c = wide_matrix(matrices, PERSONA_VS_PERSONA, "aware")
+    assert c.loc["AAA", "BBB"] == pytest.approx(100 * (1 - 3 / math.sqrt(10)))
+    assert c.loc["AAA", "AAA"] == pytest.approx(100.0)
     ident = get("aware", AVG, "identification_accuracy")
     assert ident.value == pytest.approx(1.0)
     # JS similarity from one-hot answers: aware-BBB on Q1 answers 4 vs (0, .1, .2, .7)
@@ -102,5 +108,7 @@ def test_released_llama3_scores_are_reproduced(data_dir, survey):
     usa = table.query("method == 'culture_aware' and country == 'USA' and metric == 'paper_score'").iloc[0]
     assert (usa.n_valid, usa.n_invalid) == (254, 3)
     assert usa.ci_low < usa.value < usa.ci_high
-    assert matrices["culture_aware"].shape == (18, 18)
+    assert wide_matrix(matrices, PROMPTED_VS_SURVEY, "culture_aware").shape == (18, 18)
+    assert wide_matrix(matrices, REFERENCE).loc["USA", "CAN"] == pytest.approx(71.25, abs=0.01)
+    assert 0 < avg["culture_aware", "cross_culture_correlation"] <= 1
     assert set(table.columns) == {"model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"}

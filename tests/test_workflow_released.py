@@ -12,9 +12,13 @@ from test_fetch import http_mirror  # noqa: F401  (fixture)
 pytestmark = pytest.mark.slow
 
 
-def run_snakemake(snakemake_bin, workdir, *args, check=True):
-    cmd = [snakemake_bin, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", str(REPO / "config.yaml"), *args]
+RELEASED_TABLE = "results/released/Meta-Llama-3-8B-Instruct/alignment.csv"
+
+
+def run_snakemake(snakemake_bin, workdir, *args, targets=(RELEASED_TABLE,), configfiles=(), check=True):
+    """Targets first: --configfile and --config take every word after them."""
+    cmd = [snakemake_bin, *targets, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--configfile", str(REPO / "config.yaml"), *map(str, configfiles), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -24,7 +28,7 @@ def run_snakemake(snakemake_bin, workdir, *args, check=True):
 def test_released_scoring_downloads_and_scores(snakemake_bin, http_mirror, tmp_path):  # noqa: F811
     fast = tmp_path / "fast.yaml"
     fast.write_text(f"data_base_url: {http_mirror}\nscoring:\n  n_boot: 100\n")
-    run_snakemake(snakemake_bin, tmp_path, "--configfile", str(REPO / "config.yaml"), str(fast))
+    run_snakemake(snakemake_bin, tmp_path, configfiles=[fast])
     table = pd.read_csv(tmp_path / "results/released/Meta-Llama-3-8B-Instruct/alignment.csv")
     avg = table[(table.country == "AVG") & (table.metric == "paper_score")].set_index("method")["value"]
     assert avg["culture_unaware"] == pytest.approx(62.36, abs=0.01)
@@ -53,7 +57,7 @@ def test_corrupted_mirror_stops_the_run_and_leaves_no_file(snakemake_bin, data_d
 def test_schema_error_stops_before_any_job(snakemake_bin, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("scoring:\n  n_boot: lots\n")
-    proc = run_snakemake(snakemake_bin, tmp_path, "--configfile", str(REPO / "config.yaml"), str(bad), "-n", check=False)
+    proc = run_snakemake(snakemake_bin, tmp_path, "-n", configfiles=[bad], check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "n_boot" in out and "is not of type 'integer'" in out
