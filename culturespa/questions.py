@@ -61,6 +61,7 @@ def parse_generated(reply: str | None) -> tuple[str, list[str]] | None:
 
     Counts: the first JSON object of the reply has a non-blank string under
     ``Question``/``question`` and a non-empty list of strings under ``Options``/``options``.
+    The object may sit in other text (prose, ``` fences, even a JSON list around it).
     Not accepted (as the authors' ``json.loads`` + key lookup would not): the key
     ``"Question:"`` (the typo of the prompt's own example), numbers as options, fields
     outside a JSON object. Nothing is repaired or invented.
@@ -184,16 +185,16 @@ def generate_topic(
         if stats.attempts >= limit:
             raise GenerationExhausted(_exhausted_message(stats, len(records), n_questions, limit), records, stats)
         n_before = len(records)
-        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_questions, batch_size, limit, seed, retry)
+        n_ask = min(batch_size, n_questions - len(records), limit - stats.attempts)
+        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_ask, seed, retry)
         retry = retry + 1 if len(records) == n_before else 0
         if on_round is not None:
             on_round(records, stats)
     return records, stats
 
 
-def _run_round(generate_texts, topic, seed_examples, records, stats, n_questions, batch_size, limit, seed, retry):
-    """Ask one batch of prompts; append the replies that parse to ``records``."""
-    n_ask = min(batch_size, n_questions - len(records), limit - stats.attempts)
+def _run_round(generate_texts, topic, seed_examples, records, stats, n_ask, seed, retry):
+    """Ask ``n_ask`` prompts in one batch; append the replies that parse to ``records``."""
     rng, gen_seed = _round_seeds(seed, topic, len(records), retry)
     generated = [(r["question"], r["options"]) for r in records]  # frozen for the round
     chats = [generation_chat(rng, topic, seed_examples, generated) for _ in range(n_ask)]

@@ -13,8 +13,9 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from . import filters, io, questions
-from .cultures import Culture
+from . import filters, io, methods, pairs, questions
+from .cultures import Culture, catalogue_from_config
+from .survey import Survey
 from .wvs import load_items
 
 log = logging.getLogger("culturespa")
@@ -46,13 +47,43 @@ def convert_packaged_gguf(package: str, filename: str, out_dir: str) -> None:
     log.info("converted %s from %s in %.1f s", filename, package, time.perf_counter() - started)
 
 
+def load_engine(model: Mapping, settings: Mapping, model_object=None, tokenizer=None):
+    """The answering engine for a model spec (from rules/common.smk: model_spec) and the
+    config's ``answering`` section; ``model_object``/``tokenizer`` for an already loaded
+    (e.g. adapter-merged) model."""
+    from .engine import Engine
+
+    options = dict(
+        batch_size=settings.get("batch_size", 16),
+        choice=settings.get("choice", "sample"),
+        temperature=settings.get("temperature", 0.6),
+        top_p=settings.get("top_p", 0.9),
+        max_new_tokens=settings.get("max_new_tokens", 256),
+        name=model["name"],
+    )
+    if model_object is not None:
+        return Engine(model_object, tokenizer, **options)
+    return Engine.load(model["path"], dtype=model.get("dtype", "auto"), chat_template=model.get("chat_template"), **options)
+
+
+def generation_function(model: Mapping, settings: Mapping):
+    """Step 1's model: (chats, seed) -> replies, sampled at the config's temperature and top_p."""
+    from .engine import Prompt
+
+    engine = load_engine(model, {"batch_size": settings["batch_size"]})
+
+    def generate(chats, seed):
+        prompts = [Prompt(f"g{i}", system, user, []) for i, (system, user) in enumerate(chats)]
+        return engine.generate_texts(prompts, settings["temperature"], settings["top_p"], settings["max_new_tokens"], seed)
+
+    return generate
+
+
 # --- step 1 ---------------------------------------------------------------------------------
 
 
 def generate_topic_questions(model: Mapping, topic: int, wvs_questions: str, settings: Mapping, out_path: str, stats_path: str) -> None:
     """Self-instruct generation for one topic; resumable through ``<out>.partial``."""
-    from .engine_adapter import generation_function
-
     partial = Path(f"{out_path}.partial")
     existing = io.read_jsonl(partial) if partial.exists() else []
     if existing:
@@ -96,3 +127,65 @@ def filter_question_pool(raw_files: Sequence[str], source: str, wvs_questions: s
     io.write_jsonl(outputs.pool, kept)
     for stage, n_kept, n_dropped in report.rows:
         log.info("%-28s kept %6d dropped %5d", stage, n_kept, n_dropped)
+
+
+# --- step 2 ---------------------------------------------------------------------------------
+
+
+def answer_question_pool(
+    model: Mapping,
+    pool_path: str,
+    method: str,
+    culture: Mapping | None,
+    settings: Mapping,
+    out_path: str,
+    survey_files=(None, None),
+    catalogue: Sequence[Mapping] | None = None,
+) -> None:
+    """Every pooled question answered once, culture-unaware or as ``culture`` (P1 or P2)."""
+    from .engine import Prompt, answer_to_file
+    from .parsing import PAIRS_MAX_ANSWER
+
+    items = filters.to_items(io.read_jsonl(pool_path))
+    cultures = list(catalogue_from_config({"cultures": catalogue}).values()) if catalogue else []
+    survey = Survey.load(*survey_files) if survey_files[0] else None
+    this = Culture(**culture) if culture else None
+    chat = methods.build_prompts(method, items, this, survey, cultures)
+    engine = load_engine(model, settings)
+    answer_to_file(
+        engine,
+        [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
+        out_path,
+        mode=settings["mode"],
+        seed=settings["seed"],
+        max_answer=PAIRS_MAX_ANSWER,
+    )
+
+
+# --- step 3 ---------------------------------------------------------------------------------
+
+
+def _as_answers(records: Sequence[Mapping]) -> list[dict]:
+    return [{"qid": r["key"], "choice": r.get("choice"), "reply": r.get("reply")} for r in records]
+
+
+def collect_pair_sets(pool_path: str, unaware_path: str, aware_paths: Mapping[str, str], strategies, seed: int, outputs) -> None:
+    """CRQPC / RDS / CDS per culture and joint, plus per-culture and per-topic statistics."""
+    pool = io.read_jsonl(pool_path)
+    sets = pairs.build_pairs(
+        pool,
+        _as_answers(io.read_jsonl(unaware_path)),
+        {c: _as_answers(io.read_jsonl(p)) for c, p in aware_paths.items()},
+        seed,
+    )
+    for path in outputs.pairs:
+        strategy, who = Path(path).parent.name, Path(path).stem
+        name = strategy.upper()
+        records = sets.joint(name) if who == "joint" else sets.sets[name][who]
+        io.write_jsonl(path, records)
+    stats = pd.DataFrame(sets.stats_rows())
+    io.write_csv(outputs.stats, stats)
+    io.write_csv(outputs.topics, pd.DataFrame(sets.topic_rows()))
+    for row in stats.itertuples():
+        log.info("%s: valid %d, same %d, diff %d (diff rate %.3f), CRQPC %d", row.culture, row.valid, row.same,
+                 row.diff, row.diff_rate, row.n_CRQPC)

