@@ -113,6 +113,16 @@ def _torch_dtype(dtype: str):
     return "auto" if dtype == "auto" else getattr(torch, dtype)
 
 
+def _source(path_or_hub_id: str | Path) -> str:
+    """A local folder, or a hub id; a path that looks local but does not exist is an error
+    here (rather than a confusing hub lookup)."""
+    text = str(path_or_hub_id)
+    p = Path(text)
+    if not p.exists() and (p.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1):
+        raise CultureSPAError(f"model folder {text} does not exist (convert or download the model first)")
+    return text
+
+
 def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None):
     """The tokenizer, padding on the left (batched generation), with a pad token.
 
@@ -120,7 +130,10 @@ def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None)
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_id))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(_source(path_or_hub_id))
+    except (OSError, ValueError) as e:
+        raise CultureSPAError(f"cannot load the tokenizer of {path_or_hub_id}: {e}") from e
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
@@ -151,8 +164,11 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM
 
-    device = device or pick_device()
     kwargs: dict = {"dtype": _torch_dtype(dtype)}
+    if quantization not in (None, "4bit", "8bit"):
+        raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
+    source = _source(path_or_hub_id)
+    device = device or pick_device()
     if quantization is not None:
         from transformers import BitsAndBytesConfig
 
@@ -167,8 +183,8 @@ def load_model(
             raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
         kwargs["device_map"] = device
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_hub_id), **kwargs)
-    except OSError as e:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
         raise CultureSPAError(f"cannot load model {path_or_hub_id}: {e}") from e
     if quantization is None:
         model.to(device)

