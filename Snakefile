@@ -6,6 +6,11 @@
 #   results/{model}/questions/{source}/pool.jsonl    step 1: filtered question pool (+ filter_counts.csv)
 #   results/{model}/answers/{source}/culture_unaware.jsonl, .../{setting}/{country}.jsonl   step 2
 #   results/{model}/pairs/{source}/{setting}/{strategy}/{country|joint}.jsonl (+ stats.csv)  step 3
+#   results/{model}/sft/{variant}/[{country}/]adapter, loss.csv, train_stats.json                step 4
+#     variant = {joint|specific}-{crqpc|rds|cds}-{culture_aware|cross_culture}-{percent}
+#   results/{model}/eval/{variant}/run{run}/{method}.jsonl     WVS answers (variant base: no adapter)
+#   results/{model}/scores/{variant}.csv, results/{model}/alignment.csv, matrices.csv            step 5
+#   results/{model}/mmlu/{variant}.jsonl, results/{model}/mmlu.csv      general ability vs base
 #
 # Resources fetched at run time (checksum-verified) live in resources/, logs in logs/.
 
@@ -27,6 +32,8 @@ include: "rules/models.smk"
 include: "rules/questions.smk"
 include: "rules/answers.smk"
 include: "rules/pairs.smk"
+include: "rules/sft.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -48,20 +48,32 @@ def questions_path(arg: str | None) -> Path:
     return DEFAULT_QUESTIONS if DEFAULT_QUESTIONS.exists() else FALLBACK_QUESTIONS.resolve()
 
 
-def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, seconds: float = 2.0) -> float:
-    """FLOP/s of an (m x k) @ (k x n) matmul in ``dtype``, best of repeated timings."""
-    a = torch.randn(m, k).to(dtype)
-    b = torch.randn(k, n).to(dtype)
+def matmul_rate(dtype: torch.dtype, rows: int, shapes: list[tuple[int, int]], seconds: float = 2.0) -> float:
+    """FLOP/s of the model's own matrix multiplies: ``rows`` tokens times each (in, out) weight
+    shape of one decoder layer, in ``dtype``; best of repeated timings of the whole set."""
+    x = {k: torch.randn(rows, k).to(dtype) for k, _ in shapes}
+    ws = [torch.randn(k, n).to(dtype) for k, n in shapes]
+    flops = sum(2 * rows * k * n for k, n in shapes)
+
+    def once():
+        for (k, _), w in zip(shapes, ws):
+            x[k] @ w
+
     for _ in range(3):
-        a @ b
+        once()
     best = float("inf")
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        best = min(best, (time.perf_counter() - t) / 5)
-    return 2 * m * k * n / best
+        once()
+        best = min(best, time.perf_counter() - t)
+    return flops / best
+
+
+def layer_shapes(model) -> list[tuple[int, int]]:
+    """(in, out) of every linear weight in the first decoder layer."""
+    layer = model.model.layers[0] if hasattr(model, "model") and hasattr(model.model, "layers") else model
+    return [(m.in_features, m.out_features) for m in layer.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def reference_loop(model, tokenizer, prompts: list[Prompt], max_new_tokens: int, seed: int) -> list[str]:
@@ -86,6 +98,49 @@ def reference_loop(model, tokenizer, prompts: list[Prompt], max_new_tokens: int,
     return replies
 
 
+ABLATIONS = [
+    ("no prefix cache", {"prefix_cache": False}),
+    ("sdpa attention", {"attention": "sdpa"}),
+    ("unsorted", {"sort_by_length": False}),
+    ("batch 8", {"batch_size": 8}),
+    ("batch 32", {"batch_size": 32}),
+    ("batch 64", {"batch_size": 64}),
+]
+
+
+def ablations(model, tokenizer, prompts, args, default_engine) -> list[dict]:
+    """Logprob mode with one speed measure changed at a time; repeats interleaved across variants
+    so that a load spike from another process hits them alike. Best time of the repeats."""
+    variants = [("default", default_engine)] + [
+        (label, Engine(model, tokenizer, **{"batch_size": args.batch_size, **kw})) for label, kw in ABLATIONS
+    ]
+    for _, eng in variants:
+        eng.option_probabilities(prompts[: eng.batch_size])
+    best = {label: float("inf") for label, _ in variants}
+    for _ in range(args.repeats):
+        for label, eng in variants:
+            t = time.perf_counter()
+            eng.option_probabilities(prompts)
+            best[label] = min(best[label], time.perf_counter() - t)
+    if args.dtype != "float32":
+        fp32, _ = load(args.model_dir, dtype="float32", device=str(model.device))
+        eng = Engine(fp32, tokenizer, batch_size=args.batch_size)
+        eng.option_probabilities(prompts[: args.batch_size])
+        best["float32"] = min(_timed(eng, prompts) for _ in range(args.repeats))
+        del fp32
+    print(f"ablations (logprob, best of {args.repeats}):")
+    for label, sec in best.items():
+        print(f"  {label:<16} {sec:6.2f} s  {len(prompts) / sec:6.1f} prompts/s  x{best['default'] / sec:.2f} of default speed")
+    return [{"method": f"logprob: {label}", "seconds": sec, "best_seconds": sec} for label, sec in best.items()
+            if label != "default"]
+
+
+def _timed(engine, prompts) -> float:
+    t = time.perf_counter()
+    engine.option_probabilities(prompts)
+    return time.perf_counter() - t
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", help="wvs_questions.json (default: resources/..., else ../shared/...)")
@@ -98,6 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference loop")
+    ap.add_argument("--ablations", action="store_true",
+                    help="also time logprob mode with each speed measure switched off (and other batch sizes)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/bench_engine.csv")
     args = ap.parse_args(argv)
 
@@ -121,9 +178,9 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = model.get_input_embeddings().weight.numel()
     non_embedding = n_params - n_embed
-    cfg = model.config
     tokens_per_batch = max(1, round((n_tokens - job.prefix_len) / max(1, len(job.batches))))
-    rate = matmul_rate(dtype, tokens_per_batch, cfg.hidden_size, cfg.intermediate_size)
+    shapes = layer_shapes(model)
+    rate = matmul_rate(dtype, tokens_per_batch, shapes)
     floor_s = 2 * non_embedding * n_tokens / rate
 
     rows = []
@@ -139,6 +196,10 @@ def main(argv=None) -> int:
     argmax = [p.options[max(range(len(r["probs"])), key=r["probs"].__getitem__)] for p, r in zip(prompts, lp)]
     mass = statistics.mean(r["option_mass"] for r in lp)
     rows.append({"method": "logprob", "seconds": lp_s, "best_seconds": min(times)})
+
+    if args.ablations:
+        ablation_rows = ablations(model, tokenizer, prompts, args, engine)
+        rows.extend(ablation_rows)
 
     # 2. our generate mode
     t = time.perf_counter()
@@ -176,9 +237,8 @@ def main(argv=None) -> int:
           f"device {model.device}, dtype {dtype}, load average {os.getloadavg()[0]:.2f}")
     print(f"prompts: {n} (first {n} WVS evaluation items, American persona), batch size {args.batch_size}, "
           f"shared prefix {job.prefix_len} tokens, {n_tokens} prompt tokens counted")
-    print(f"non-embedding parameters: {non_embedding / 1e6:.1f} M; matmul rate "
-          f"({tokens_per_batch}x{cfg.hidden_size} @ {cfg.hidden_size}x{cfg.intermediate_size}, {dtype}): "
-          f"{rate / 1e9:.0f} GFLOP/s")
+    print(f"non-embedding parameters: {non_embedding / 1e6:.1f} M; matmul rate of one layer's linear shapes "
+          f"{sorted(set(shapes))} at {tokens_per_batch} rows, {dtype}: {rate / 1e9:.0f} GFLOP/s")
     print(f"arithmetic floor: {floor_s:.2f} s = {floor_rate:.1f} prompts/s")
     for row in rows:
         print(f"  {row['method']:<10} {row['seconds']:8.2f} s  {row['prompts_per_s']:7.2f} prompts/s  "

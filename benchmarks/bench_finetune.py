@@ -5,7 +5,8 @@ real ones (P1 system prompt, rendered WVS-style question, answer number): steps/
 trained tokens/s, peak RSS. Optionally the same run as plain bf16 LoRA (--plain) for comparison.
 MMLU: questions/s of 5-shot scoring with and without the shared-prefix KV cache, and the accuracy.
 Prints a table and writes benchmarks/bench_finetune.csv. The machine's load average is recorded:
-on a shared 2-core machine other processes can slow torch's threads by an order of magnitude.
+on a shared 2-core machine, two torch threads competing with other busy processes ran a QLoRA step
+about 10x slower than one thread (OpenMP threads wait for each other): pass --threads 1 there.
 
     python benchmarks/bench_finetune.py [--steps 12] [--mmlu-per-subject 10] [--dtype bfloat16]
 """
@@ -62,7 +63,9 @@ def system_for(code: str) -> str:
     return system_culture_aware(CULTURES[code])
 
 
-def bench_qlora(model_dir: Path, n: int, steps: int, batch: int, accum: int, plain: bool, work: Path) -> dict:
+def bench_qlora(model_dir: Path, n: int, steps: int, batch: int, accum: int, plain: bool, work: Path,
+                threads: int) -> dict:
+    torch.set_num_threads(threads)
     settings = TrainSettings.from_preset(
         DEMO_PRESET, "joint", max_steps=steps, per_device_batch=batch, effective_batch=batch * accum,
         save_steps=10**6, quantization=None if plain else "4bit",
@@ -87,7 +90,8 @@ def bench_qlora(model_dir: Path, n: int, steps: int, batch: int, accum: int, pla
     }
 
 
-def bench_mmlu(model_dir: Path, dtype: str, per_subject: int, batch: int) -> list[dict]:
+def bench_mmlu(model_dir: Path, dtype: str, per_subject: int, batch: int, threads: int) -> list[dict]:
+    torch.set_num_threads(threads)
     model, tok = load(model_dir, dtype=dtype, device="cpu")
     bench = mmlu.load(MMLU_DIR / "mmlu.zip", MMLU_DIR / "mapping.json", subjects=SUBJECTS,
                       max_per_subject=per_subject, seed=0)
@@ -126,6 +130,9 @@ def main() -> None:
     ap.add_argument("--mmlu-per-subject", type=int, default=10)
     ap.add_argument("--mmlu-batch", type=int, default=8)
     ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads (use 1 when other jobs share the cores: oversubscribed OpenMP "
+                         "threads were measured 10x slower)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune.csv")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,10 +144,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for plain in (False, True) if args.plain else (False,):
             rows.append(isolated(bench_qlora, model_dir, args.records, args.steps, args.batch, args.accum, plain,
-                                 Path(tmp) / str(plain)))
-    rows += isolated(bench_mmlu, model_dir, args.dtype, args.mmlu_per_subject, args.mmlu_batch)
+                                 Path(tmp) / str(plain), args.threads))
+    rows += isolated(bench_mmlu, model_dir, args.dtype, args.mmlu_per_subject, args.mmlu_batch, args.threads)
     frame = pd.DataFrame(rows)
-    frame["threads"] = torch.get_num_threads()
+    frame["threads"] = args.threads
     frame["cpus"] = os.cpu_count()
     frame["load_avg_1m_at_start"] = round(load_before, 2)
     frame["machine"] = platform.processor() or platform.machine()

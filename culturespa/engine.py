@@ -45,6 +45,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -120,6 +121,7 @@ class _Job:
     """A prompt list prepared once: token ids, the fixed batch plan, the shared prefix."""
 
     prompts: list[Prompt]
+    texts: list[str]
     ids: list[list[int]]
     batches: list[list[int]]  # indices into prompts, fixed before anything is skipped
     prefix_len: int
@@ -206,6 +208,7 @@ class Engine:
             "top_p": self.top_p,
             "top_k": self.top_k,
             "max_new_tokens": self.max_new_tokens,
+            "attention": self.attention,
         }
 
     def _logprob_attention(self) -> str:
@@ -234,7 +237,7 @@ class Engine:
         prompts = list(prompts)
         keys = [p.key for p in prompts]
         if len(set(keys)) != len(keys):
-            dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
+            dup = sorted(k for k, n in Counter(keys).items() if n > 1)[:5]
             raise CultureSPAError(f"prompt keys must be unique within a job; duplicated: {dup}")
         texts = [chat_text(self.tokenizer, p.system, p.user) for p in prompts]
         ids = [self._encode(t) for t in texts]
@@ -246,9 +249,7 @@ class Engine:
         if self.prefix_cache and ids:
             prefix_len = _common_prefix_len(ids)
             prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
-        job = _Job(prompts, ids, batches, max(prefix_len, 0))
-        job.texts = texts  # type: ignore[attr-defined]
-        return job
+        return _Job(prompts, texts, ids, batches, max(prefix_len, 0))
 
     def _label_ids(self, text: str, label: str) -> tuple[int, ...]:
         """Token ids of ``label`` as the start of the reply to ``text``: tokenise text+label and
@@ -272,7 +273,7 @@ class Engine:
         if job.labels is not None:
             return
         labels = []
-        for p, text in zip(job.prompts, job.texts):  # type: ignore[attr-defined]
+        for p, text in zip(job.prompts, job.texts):
             if not p.options:
                 raise CultureSPAError(f"{p.key}: logprob mode needs the item's option numbers (options is empty)")
             if len(set(p.options)) != len(p.options) or min(p.options) < 0:

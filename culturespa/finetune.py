@@ -182,8 +182,9 @@ def build_example(tokenizer, system: str, user: str, answer: str) -> dict:
     completion is what the template writes after it for an assistant message ``answer``: the
     answer tokens, then the end-of-turn. Labels are the completion's tokens up to and including the
     first special token after the answer (the end-of-turn; trailing newlines after it are dropped),
-    and -100 on the prompt. Prompt and completion are tokenised separately, so the prompt tokens are
-    exactly those the engine feeds and the answer tokens those the engine scores as the label.
+    and -100 on the prompt. The prompt tokens are exactly those the engine feeds at evaluation
+    (``engine.chat_text`` + ``add_special_tokens=False``); the answer tokens are the tail of
+    tokenising prompt + answer, the rule the engine uses for an option label's tokens.
     """
     prompt = _chat_text(tokenizer, system, user)
     full = _chat_text(tokenizer, system, user, answer)
@@ -605,6 +606,9 @@ def load_for_inference(model_path: str | Path, adapter_dir: str | Path, dtype: s
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model = model.merge_and_unload()
     model.eval()
+    # the engine names a model after config._name_or_path (part of its resume fingerprint):
+    # a merged model must not pass for its base
+    model.config._name_or_path = f"{model_path}+{adapter_dir}"
     return model
 
 

@@ -206,3 +206,163 @@ def collect_pair_sets(pool_path: str, unaware_path: str, aware_paths: Mapping[st
     for row in stats.itertuples():
         log.info("%s: valid %d, same %d, diff %d (diff rate %.3f), CRQPC %d", row.culture, row.valid, row.same,
                  row.diff, row.diff_rate, row.n_CRQPC)
+
+
+# --- step 4 ---------------------------------------------------------------------------------
+
+
+def system_prompt_function(setting: str, catalogue: Sequence[Mapping], survey_files) -> callable:
+    """culture code -> the system prompt a training example gets (P1, or P2 for the CCT variant)."""
+    cultures = catalogue_from_config({"cultures": catalogue})
+    survey = Survey.load(*survey_files) if setting == methods.P2 else None
+    return lambda code: methods.system_prompt(
+        setting, cultures[code],
+        methods.neighbours(code, list(cultures.values()), survey) if setting == methods.P2 else None,
+    )
+
+
+def finetune_variant(model, wildcards, inputs, preset, catalogue, seed, checkpoints, outputs) -> None:
+    from .finetune import TrainSettings, train_adapter
+
+    records = io.read_jsonl(inputs.pairs)
+    fraction = int(wildcards.fraction)
+    if fraction < 100:
+        records = pairs.nested_fraction(records, fraction / 100, seed)
+    log.info("training %s adapter on %d pairs (%d%% of %s), preset %s", preset["scope"], len(records), fraction,
+             inputs.pairs, preset["name"])
+    settings = TrainSettings.from_preset(preset["settings"], variant=preset["scope"])
+    stats = train_adapter(
+        model["path"],
+        records,
+        system_prompt_function(wildcards.setting, catalogue, (inputs.questions, inputs.proportions)),
+        outputs.adapter,
+        settings,
+        checkpoints,
+        outputs.loss,
+        outputs.stats,
+    )
+    log.info("training stats: %s", stats)
+
+
+# --- step 5 ---------------------------------------------------------------------------------
+
+PERSONA_FREE_KEY = "none"  # the persona column of culture-unaware answers (scoring.NO_PERSONA)
+
+
+def evaluation_items(survey: Survey, max_items: int | None, seed: int = 0):
+    """All evaluation items, or a seeded sample of ``max_items`` of them (in survey order)."""
+    import random
+
+    if not max_items or max_items >= len(survey.items):
+        return survey.items
+    keep = set(random.Random(seed).sample(range(len(survey.items)), max_items))
+    return [it for i, it in enumerate(survey.items) if i in keep]
+
+
+def _adapter_engine(model: Mapping, adapter_dir: str, settings: Mapping):
+    from .finetune import load_for_inference
+    from .models import load_tokenizer
+
+    merged = load_for_inference(model["path"], adapter_dir, dtype=model.get("dtype", "auto"))
+    return load_engine(model, settings, merged, load_tokenizer(model["path"], model.get("chat_template")))
+
+
+def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, settings, evaluation, out_path) -> None:
+    """One method for every country: answers (with persona, choice, probs) in one JSONL."""
+    from .engine import Prompt, answer_to_file
+    from .scoring import NO_PERSONA
+
+    survey = Survey.load(inputs.questions, inputs.proportions)
+    items = evaluation_items(survey, evaluation.get("max_items"))
+    order = io.read_json(inputs.examples)
+    cultures = catalogue_from_config({"cultures": catalogue})
+    personas = [None] if method in methods.PERSONA_FREE else [cultures[c] for c in countries]
+    adapters = {Path(a).parent.name: a for a in inputs.adapters}  # specific: country -> adapter
+    engine = None if variant != "base" and len(adapters) != 1 else (
+        load_engine(model, settings) if variant == "base" else _adapter_engine(model, inputs.adapters[0], settings)
+    )
+    combined = []
+    for culture in personas:
+        persona = culture.code if culture else NO_PERSONA
+        this = engine or _adapter_engine(model, adapters[persona], settings)
+        chat = methods.build_prompts(method, items, culture, survey, list(cultures.values()), order)
+        records = answer_to_file(
+            this,
+            [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
+            f"{out_path}.{persona}.part",
+            mode=settings["mode"],
+            seed=settings["seed"] + 1000 * run,
+        )
+        combined += [{"persona": persona, "method": method, "run": run, **r} for r in records]
+    io.write_jsonl(out_path, combined)
+    for culture in personas:
+        Path(f"{out_path}.{culture.code if culture else NO_PERSONA}.part").unlink(missing_ok=True)
+
+
+def _answers_frame(paths: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame([r for p in paths for r in io.read_jsonl(p)])
+    return frame.rename(columns={"key": "qid"})
+
+
+def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> None:
+    from .scoring import ScoringSettings, score_answers
+
+    survey = Survey.load(inputs.questions, inputs.proportions)
+    answers = _answers_frame(inputs.answers)
+    settings = ScoringSettings.from_config(scoring)
+    tables, matrices = [], []
+    for run, frame in answers.groupby("run"):
+        table, mats = score_answers(frame, survey, countries, model_name, settings, baselines=variant == "base")
+        tables.append(table.assign(variant=variant, run=run))
+        matrices.append(mats.assign(variant=variant, run=run))
+    io.write_csv(outputs.table, pd.concat(tables, ignore_index=True))
+    io.write_csv(outputs.matrices, pd.concat(matrices, ignore_index=True))
+
+
+def aggregate_alignment(table_paths, matrix_paths, outputs) -> None:
+    """Mean over evaluation runs; ``run_sd`` is the spread between runs, ``n_runs`` how many."""
+    table = pd.concat([io.read_csv(p) for p in table_paths], ignore_index=True)
+    keys = ["model", "variant", "method", "country", "metric"]
+    summary = table.groupby(keys, sort=False, dropna=False).agg(
+        value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
+        n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+        run_sd=("value", "std"),
+    ).reset_index()
+    io.write_csv(outputs.table, summary)
+    mats = pd.concat([io.read_csv(p) for p in matrix_paths], ignore_index=True)
+    mats["method"] = mats["method"].fillna("")
+    mean = mats.groupby(["variant", "kind", "method", "row", "col"], sort=False)["value"].mean().reset_index()
+    io.write_csv(outputs.matrices, mean)
+    for row in summary[(summary.country == "AVG") & (summary.metric == "paper_score")].itertuples():
+        log.info("%-40s %-32s paper_score %.2f [%.2f, %.2f]", row.variant, row.method, row.value, row.ci_low, row.ci_high)
+
+
+# --- general ability ------------------------------------------------------------------------
+
+
+def evaluate_mmlu(model, variant, inputs, settings, out_path) -> None:
+    from . import mmlu
+    from .errors import ConfigError
+    from .finetune import load_for_inference
+    from .models import load, load_tokenizer
+
+    if len(inputs.adapters) > 1:
+        raise ConfigError(f"mmlu.variants: {variant} has one adapter per culture; compare a joint variant")
+    bench = mmlu.load(inputs.zip, inputs.mapping, settings.get("subjects"), settings.get("max_per_subject"),
+                      settings.get("seed", 0))
+    if variant == "base":
+        net, tokenizer = load(model["path"], dtype=model.get("dtype", "auto"), chat_template=model.get("chat_template"))
+    else:
+        net = load_for_inference(model["path"], inputs.adapters[0], dtype=model.get("dtype", "auto"))
+        tokenizer = load_tokenizer(model["path"], model.get("chat_template"))
+    io.write_jsonl(out_path, mmlu.evaluate(net, tokenizer, bench, k_shot=settings.get("k_shot", 5)))
+
+
+def compare_mmlu(model_name, base_path, variant_paths: Mapping[str, str], seed: int, out_path) -> None:
+    from . import mmlu
+
+    base = io.read_jsonl(base_path)
+    frames = [mmlu.compare(base, io.read_jsonl(p), model_name, variant, seed=seed) for variant, p in variant_paths.items()]
+    table = pd.concat(frames, ignore_index=True)
+    io.write_csv(out_path, table)
+    log.info("MMLU change against the base model:\n%s", table[table.metric == "delta"].to_string(index=False))

@@ -15,6 +15,9 @@ COUNTRIES = configured_countries(config)
 TOPICS = list(range(13))
 RUN_MODELS = config.get("run_models", [])
 SOURCE = config["questions"]["source"]
+VARIANTS = ["base"] + list(config["sft"]["variants"])
+RUNS = list(range(config["evaluation"]["runs"]))
+VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
 RELEASED_RESULT_FILES = [p for p in CHECKSUMS if p.startswith("result/")]
 
@@ -26,6 +29,11 @@ wildcard_constraints:
     source="generate|released",
     topic="[0-9]+",
     strategy="crqpc|rds|cds",
+    data="crqpc|rds|cds",
+    setting="culture_aware|cross_culture",
+    fraction="[0-9]+",
+    run="[0-9]+",
+    variant=f"base|{VARIANT}",
 
 
 def culturespa_file(rel):
@@ -63,13 +71,56 @@ def get_final_output():
 
 
 def pipeline_outputs():
-    """Steps 1-3 for every run model: the question pool and the pair sets."""
+    """Steps 1-5 for every run model: question pool, pair sets, adapters, evaluation, MMLU."""
     out = []
     for model in RUN_MODELS:
         out.append(f"results/{model}/questions/{SOURCE}/filter_counts.csv")
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
+        out.append(f"results/{model}/alignment.csv")
+        if config["mmlu"]["zip"]:
+            out.append(f"results/{model}/mmlu.csv")
     return out
+
+
+def sft_preset(scope):
+    """The chosen training preset (config presets first, then the built-in paper/demo ones)."""
+    from culturespa.finetune import PRESETS
+
+    name = config["sft"]["preset"]
+    presets = {**PRESETS, **config["sft"].get("presets", {})}
+    return {"name": name, "scope": scope, "settings": presets[name]}
+
+
+def parse_variant(variant):
+    scope, data, setting, fraction = variant.split("-")
+    return scope, data, setting, int(fraction)
+
+
+def adapter_inputs(wildcards):
+    """The adapter folder(s) a variant evaluates: one (joint) or one per country (specific)."""
+    if wildcards.variant == "base":
+        return []
+    scope = parse_variant(wildcards.variant)[0]
+    root = f"results/{wildcards.model}/sft/{wildcards.variant}"
+    if scope == "joint":
+        return [f"{root}/adapter"]
+    return [f"{root}/{c}/adapter" for c in COUNTRIES]
+
+
+def variant_methods(variant):
+    evaluation = config["evaluation"]
+    return evaluation["base_methods"] if variant == "base" else evaluation["tuned_methods"]
+
+
+def variant_answer_files(wildcards):
+    return expand(
+        "results/{model}/eval/{variant}/run{run}/{method}.jsonl",
+        model=wildcards.model,
+        variant=wildcards.variant,
+        run=RUNS,
+        method=variant_methods(wildcards.variant),
+    )
 
 
 def model_spec(model):

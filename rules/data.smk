@@ -5,8 +5,6 @@ rule get_culturespa_file:
         relpath="|".join(re.escape(p) for p in CHECKSUMS),
     params:
         sha256=lambda wildcards: CHECKSUMS[wildcards.relpath],
-        mirror=config["data_mirror"],
-        base_url=config["data_base_url"],
     log:
         "logs/data/{relpath}.log",
     threads: 1

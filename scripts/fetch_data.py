@@ -11,8 +11,9 @@ def main():
         snakemake.wildcards.relpath,
         snakemake.output[0],
         snakemake.params.sha256,
-        snakemake.params.mirror,
-        snakemake.params.base_url,
+        # read from the config, not params: where a verified file came from must not trigger a rerun
+        snakemake.config["data_mirror"],
+        snakemake.config["data_base_url"],
     )
     logging.info("%s: verified sha256 %s (from %s)", snakemake.wildcards.relpath, snakemake.params.sha256, source)
 
