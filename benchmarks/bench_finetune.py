@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--records", type=int, default=256)
     ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--accum", type=int, default=2)
     ap.add_argument("--plain", action="store_true", help="also time plain bf16 LoRA (no 4-bit base)")
     ap.add_argument("--mmlu-per-subject", type=int, default=10)

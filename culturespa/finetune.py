@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -59,12 +58,14 @@ PAPER_PRESET: dict = {
     "seed": 42,
 }
 
-# Small enough for 2 CPU cores on SmolLM2-135M: a few hundred examples in well under a minute.
+# Small enough for 2 CPU cores on SmolLM2-135M: 12 steps, 96 examples (joint) or 48 (specific).
+# Measured (benchmarks/bench_finetune.py): about 1.4 examples/s with one thread on a busy machine,
+# so a joint adapter in about a minute, a specific one in about half; faster on an idle machine.
 DEMO_PRESET: dict = {
     **PAPER_PRESET,
     "learning_rate": 5.0e-4,
-    "effective_batch": {"joint": 16, "specific": 8},
-    "per_device_batch": 8,
+    "effective_batch": {"joint": 8, "specific": 4},
+    "per_device_batch": 4,
     "max_steps": 12,
     "max_length": 512,
     "gradient_checkpointing": False,
@@ -127,6 +128,8 @@ class TrainSettings:
     def from_preset(cls, preset: Mapping, variant: str = "joint", **overrides) -> "TrainSettings":
         """Settings from a config preset dict. ``effective_batch`` may be a number or a mapping
         ``{joint: .., specific: ..}`` (the paper's 128 and 8), picked by ``variant``."""
+        if variant not in VARIANTS:
+            raise ConfigError(f"sft: variant {variant!r} is not one of {', '.join(VARIANTS)}")
         merged = {**dict(preset), **overrides}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(merged) - known)
@@ -463,16 +466,16 @@ def train_adapter(
     each atomically: the adapter folder (with ``train_stats.json`` and ``train_settings.json``),
     ``loss_csv`` and, if given, ``stats_json``. Returns the run statistics.
     """
-    import torch
-    from transformers import Trainer, TrainingArguments, set_seed
-
-    from .models import load_tokenizer, pick_device
-
     started = time.perf_counter()
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     records = list(records)
     if not records:
         raise CultureSPAError(f"no training examples for {out_dir} (0 pair records): nothing to fine-tune on")
+
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from .models import load_tokenizer, pick_device
     set_seed(settings.seed)
     tokenizer = load_tokenizer(model_path)
     examples = build_examples(tokenizer, records, system_for, settings.max_length)
@@ -595,13 +598,13 @@ def load_for_inference(model_path: str | Path, adapter_dir: str | Path, dtype: s
     The base is loaded unquantised (the paper merges into the bf16 model) on ``device`` (default:
     GPU when present), so the result is an ordinary transformers model for the answering engine.
     """
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise CultureSPAError(f"{adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
     from peft import PeftModel
 
     from .models import load_model
 
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise CultureSPAError(f"{adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
     base = load_model(model_path, dtype=dtype, device=device)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model = model.merge_and_unload()

@@ -307,8 +307,12 @@ def _answers_frame(paths: Sequence[str]) -> pd.DataFrame:
 def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> None:
     from .scoring import ScoringSettings, score_answers
 
-    survey = Survey.load(inputs.questions, inputs.proportions)
+    full = Survey.load(inputs.questions, inputs.proportions)
     answers = _answers_frame(inputs.answers)
+    # score on the items that were asked (evaluation.max_items), baselines included
+    asked = set(answers["qid"])
+    survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
+    log.info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
     tables, matrices = [], []
     for run, frame in answers.groupby("run"):

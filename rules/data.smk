@@ -13,7 +13,6 @@ rule get_culturespa_file:
         runtime=15,
     group:
         "data"
-    localrule: True
     conda:
         "../envs/core.yaml"
     script:

@@ -162,7 +162,7 @@ class Interrupted(Exception):
 
 def _tiny_settings(**kw) -> TrainSettings:
     base = dict(
-        per_device_batch=2, effective_batch=4, max_steps=4, save_steps=2, learning_rate=2e-3, warmup_ratio=0.0,
+        per_device_batch=2, effective_batch=2, max_steps=4, save_steps=2, learning_rate=2e-3, warmup_ratio=0.0,
         max_length=256, gradient_checkpointing=False, logging_steps=1, seed=3,
     )
     return TrainSettings.from_preset({**PAPER_PRESET, **base, **kw}, "joint")
@@ -190,7 +190,7 @@ def resumed_run(smollm2_path, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("qlora")
     paths = dict(out_dir=root / "adapter", checkpoint_dir=root / "ckpt", loss_csv=root / "loss.csv")
-    records = pair_records(16)
+    records = pair_records(8)
     settings = _tiny_settings()
     with pytest.raises(Interrupted):
         train_adapter(smollm2_path, records, system_for, settings=settings, callbacks=[StopAfterSave()], **paths)
@@ -236,10 +236,10 @@ def test_run_writes_adapter_loss_curve_and_stats(resumed_run):
     assert curve["loss"].notna().all() and (curve["loss"] > 0).all()
     stats = json.loads((resumed_run["root"] / "stats.json").read_text())
     assert stats == json.loads((out / STATS_FILE).read_text())
-    assert stats["n_examples"] == 16 and stats["final_loss"] == pytest.approx(curve["loss"].iloc[-1])
+    assert stats["n_examples"] == 8 and stats["final_loss"] == pytest.approx(curve["loss"].iloc[-1])
     assert stats["peak_rss_mb"] > 100 and stats["wall_seconds"] > 0
     saved = json.loads((out / "train_settings.json").read_text())
-    assert saved["effective_batch"] == 4 and saved["quantization"] == "4bit"
+    assert saved["effective_batch"] == 2 and saved["quantization"] == "4bit"
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The Slurm profile, on a real one-node Slurm cluster started on this machine.
 
-test_slurm_profile_dry_run (any user): profiles/slurm parses, the model rules keep their GPU, the 41
-downloads form one group job.
+test_slurm_profile_dry_run, test_local_profile_dry_run, test_profiles_* (any user): the profiles
+parse, name only existing rules, the model rules keep their GPU, the 41 downloads form one group job.
 
 test_released_scoring_through_slurm (root only; installs Debian's slurmctld, slurmd, slurm-client and
 munge when missing): the released-answer scoring runs through the Slurm executor plugin and gives
@@ -30,7 +30,12 @@ from slurm_cluster import LocalSlurm, SlurmUnavailable  # noqa: E402
 
 TARGET = "results/released/Meta-Llama-3-8B-Instruct/alignment.csv"
 PROFILE = REPO / "profiles" / "slurm"
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+
+
+def rule_names() -> set[str]:
+    return {m for smk in (REPO / "rules").glob("*.smk")
+            for m in re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), flags=re.M)}
 
 
 def gpu_rules() -> set[str]:
@@ -86,6 +91,22 @@ def test_slurm_profile_dry_run(snakemake_bin, data_dir, tmp_path):
             assert int(re.search(r"mem_mb=(\d+)", resources).group(1)) >= 32000, (rule, resources)
 
 
+@pytest.mark.parametrize("name", ["slurm", "local"])
+def test_profiles_set_resources_of_existing_rules(name):
+    """Snakemake silently ignores set-resources for an unknown rule: catch renamed rules here."""
+    profile = yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
+    assert set(profile.get("set-resources", {})) <= rule_names()
+
+
+def test_local_profile_dry_run(snakemake_bin, data_dir, tmp_path):
+    cmd = [snakemake_bin, "-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+           "--workflow-profile", str(REPO / "profiles" / "local"),
+           "--configfile", str(REPO / "config.yaml"), "--config", f"data_mirror={data_dir}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert "gpu=1" in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     if os.geteuid() != 0:
@@ -101,7 +122,7 @@ def slurm(tmp_path_factory):
         cluster.stop()
 
 
-def test_released_scoring_through_slurm(slurm, snakemake_bin, data_dir, tmp_path):
+def test_released_scoring_through_slurm(data_dir, snakemake_bin, slurm, tmp_path):
     profile = cpu_cluster_profile(tmp_path / "profile")
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
 
@@ -121,21 +142,29 @@ def test_released_scoring_through_slurm(slurm, snakemake_bin, data_dir, tmp_path
     assert proc.returncode == 0, f"{out[-6000:]}\n{slurm.logs()}"
     assert local.returncode == 0, local_out[-5000:]
 
-    # the scoring job went through sbatch, ran on the cluster and completed there
-    submitted = SUBMITTED.findall(out)
-    assert len(submitted) == 1, out[-4000:]  # score_released; the downloads are local rules
-    _, slurm_jobid, logfile = submitted[0]
-    record = slurm.job(slurm_jobid)
-    assert record["JobState"] == "COMPLETED", record
-    assert "score_released" in record.get("Comment", ""), record
-    assert record["Partition"] == slurm.partition
-    assert Path(record["WorkDir"]).resolve() == slurm_dir.resolve()
-    assert Path(logfile).is_file() and "score_released" in logfile
-    assert "Finished job" in Path(logfile).read_text() or "steps (100%) done" in Path(logfile).read_text()
+    # both cluster jobs went through sbatch, ran on the cluster and completed there: one group job
+    # for the downloads (a localrule in a group runs on the cluster) and the scoring
+    submitted = {}
+    for _, jobid, log in SUBMITTED.findall(out):  # .snakemake/slurm_logs/<group_or_rule>/.../<jobid>.log
+        parts = Path(log).parts
+        submitted[parts[parts.index("slurm_logs") + 1]] = (jobid, Path(log))
+    assert set(submitted) == {"group_data_get_culturespa_file", "rule_score_released"}, out[-4000:]
+    assert "Group job data" in out
+    for name, (jobid, log) in submitted.items():
+        record = slurm.job(jobid)
+        assert record["JobState"] == "COMPLETED", record
+        assert record["Partition"] == slurm.partition
+        assert Path(record["WorkDir"]).resolve() == slurm_dir.resolve()
+        assert log.is_file(), log  # kept: slurm-keep-successful-logs
+        assert "steps (100%) done" in log.read_text(), log.read_text()[-3000:]
+    assert slurm.job(submitted["rule_score_released"][0])["Comment"].startswith("rule_score_released")
+    assert slurm.job(submitted["group_data_get_culturespa_file"][0])["Comment"].startswith("rule_data")
+    # the group job ran its downloads `cores` at a time: it asked for that many CPUs, not 21
+    assert int(slurm.job(submitted["group_data_get_culturespa_file"][0])["NumCPUs"]) <= os.cpu_count()
 
     # same table as the local run, to the last digit
     via_slurm = pd.read_csv(slurm_dir / TARGET)
     locally = pd.read_csv(local_dir / TARGET)
     pd.testing.assert_frame_equal(via_slurm, locally, check_exact=True)
     assert len(via_slurm) > 0
-    print(f"Slurm run: {elapsed:.0f} s, SLURM job {slurm_jobid}")
+    print(f"Slurm run: {elapsed:.0f} s, SLURM jobs {sorted(j for j, _ in submitted.values())}")
