@@ -16,7 +16,7 @@ rule evaluate_wvs:
     log:
         "logs/{model}/eval/{variant}/run{run}/{method}.log",
     benchmark:
-        "benchmarks/{model}/eval/{variant}/run{run}/{method}.tsv"
+        "results/benchmarks/{model}/eval/{variant}/run{run}/{method}.tsv"
     threads: 2
     resources:
         mem_mb=16000,

@@ -18,7 +18,7 @@ rule finetune_joint:
     log:
         "logs/{model}/sft/joint-{data}-{setting}-{fraction}.log",
     benchmark:
-        "benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
+        "results/benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
     threads: 2
     resources:
         mem_mb=32000,
@@ -49,7 +49,7 @@ rule finetune_specific:
     log:
         "logs/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.log",
     benchmark:
-        "benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
+        "results/benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
     threads: 2
     resources:
         mem_mb=32000,
