@@ -15,4 +15,5 @@ run_logged(
         survey_files=(snakemake.input.get("questions"), snakemake.input.get("proportions")),
         catalogue=snakemake.params.get("catalogue"),
     ),
+    threads=snakemake.threads,
 )

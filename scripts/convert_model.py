@@ -6,4 +6,5 @@ from culturespa.stages import convert_packaged_gguf
 run_logged(
     snakemake.log[0],
     lambda: convert_packaged_gguf(snakemake.params.gguf["package"], snakemake.params.gguf["file"], snakemake.output[0]),
+    threads=snakemake.threads,
 )

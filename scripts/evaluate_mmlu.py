@@ -12,4 +12,5 @@ run_logged(
         snakemake.params.mmlu,
         snakemake.output[0],
     ),
+    threads=snakemake.threads,
 )

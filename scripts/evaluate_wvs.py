@@ -17,4 +17,5 @@ run_logged(
         snakemake.params.evaluation,
         snakemake.output[0],
     ),
+    threads=snakemake.threads,
 )

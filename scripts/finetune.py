@@ -15,4 +15,5 @@ run_logged(
         snakemake.params.checkpoints,
         snakemake.output,
     ),
+    threads=snakemake.threads,
 )

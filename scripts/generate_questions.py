@@ -13,4 +13,5 @@ run_logged(
         snakemake.output.questions,
         snakemake.output.stats,
     ),
+    threads=snakemake.threads,
 )

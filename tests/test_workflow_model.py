@@ -1,0 +1,56 @@
+"""End to end, steps 1-5 on the real SmolLM2-135M-Instruct, at the smallest budget (tests/configs/tiny.yaml)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from test_workflow_released import run_snakemake
+
+pytestmark = pytest.mark.slow
+MODEL = "SmolLM2-135M-Instruct"
+MMLU = REPO.parent / "shared" / "benchmarks" / "mmlu"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(snakemake_bin, data_dir, tmp_path_factory):
+    if not (MMLU / "mmlu.zip").is_file():
+        pytest.skip(f"MMLU not found at {MMLU}")
+    work = tmp_path_factory.mktemp("tiny")
+    paths = work / "paths.yaml"
+    paths.write_text(f"data_mirror: {data_dir}\nmmlu:\n  zip: {MMLU / 'mmlu.zip'}\n  mapping: {MMLU / 'mapping.json'}\n")
+    run_snakemake(snakemake_bin, work, targets=("all",), configfiles=[REPO / "tests/configs/tiny.yaml", paths])
+    return work / "results" / MODEL
+
+
+def test_steps_1_to_3(tiny_run):
+    counts = pd.read_csv(tiny_run / "questions/released/filter_counts.csv").set_index("stage")["n_kept"]
+    assert counts["endpoint_card"] == 12847 and counts["per_topic_budget"] == 52
+    stats = pd.read_csv(tiny_run / "pairs/released/culture_aware/stats.csv")
+    assert list(stats.culture) == ["USA", "CHN"]
+    assert (stats.valid + stats.invalid_unaware.clip(upper=0) <= 52).all()
+    joint = [json.loads(x) for x in (tiny_run / "pairs/released/culture_aware/crqpc/joint.jsonl").read_text().splitlines()]
+    assert len(joint) == stats.n_CRQPC.sum() > 0
+    answers = [json.loads(x) for x in (tiny_run / "answers/released/culture_aware/USA.jsonl").read_text().splitlines()]
+    assert len(answers) == 52 and all(abs(sum(a["probs"]) - 1) < 1e-6 for a in answers)
+
+
+def test_step_4_adapter_and_loss(tiny_run):
+    root = tiny_run / "sft/joint-crqpc-culture_aware-100"
+    assert (root / "adapter/adapter_config.json").is_file()
+    loss = pd.read_csv(root / "loss.csv")
+    assert len(loss) == 2 and loss["loss"].notna().all()
+    stats = json.loads((root / "train_stats.json").read_text())
+    assert stats["n_examples"] > 0
+
+
+def test_step_5_tables(tiny_run):
+    table = pd.read_csv(tiny_run / "alignment.csv")
+    assert set(table.variant) == {"base", "joint-crqpc-culture_aware-100"}
+    avg = table[(table.country == "AVG") & (table.metric == "paper_score")].set_index(["variant", "method"])
+    for key in [("base", "culture_unaware"), ("base", "culture_aware"), ("joint-crqpc-culture_aware-100", "culture_aware")]:
+        row = avg.loc[key]
+        assert 0 < row["value"] <= 100 and row["n_valid"] + row["n_invalid"] <= 2 * 12
+    mmlu = pd.read_csv(tiny_run.parent.parent / "results" / MODEL / "mmlu.csv")
+    assert {"accuracy_base", "accuracy", "delta"} <= set(mmlu.metric)
