@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -408,18 +406,10 @@ def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: dict) -> Path | N
 
 
 def _save_adapter_atomically(model, out_dir: Path, extra_files: Mapping[str, object]) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with io.atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp))
         for name, obj in extra_files.items():
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def loss_frame(log_history: Sequence[Mapping]):

@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .errors import ConfigError, CultureSPAError
@@ -80,20 +78,14 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     if not tokenizer.chat_template:
         raise CultureSPAError(f"{gguf_file}: the GGUF carries no chat template")
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    from .io import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         saved = AutoTokenizer.from_pretrained(tmp)
         if saved.chat_template != tokenizer.chat_template:
             raise CultureSPAError(f"{out_dir}: the chat template did not survive saving the tokenizer")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s", out_dir)
     return out_dir
 

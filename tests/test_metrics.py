@@ -35,7 +35,6 @@ def test_paper_score_extremes_and_weights():
 def test_js_similarity_hand_computed():
     p = np.array([1.0, 0.0])
     q = np.array([0.5, 0.5])
-    m = np.array([0.75, 0.25])
     js = 0.5 * (1 * math.log2(1 / 0.75)) + 0.5 * (0.5 * math.log2(0.5 / 0.75) + 0.5 * math.log2(0.5 / 0.25))
     assert metrics.js_similarity(p, q) == pytest.approx(1 - math.sqrt(js))
     assert metrics.js_similarity(p, p) == pytest.approx(1.0)
