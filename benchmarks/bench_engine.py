@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from culturespa import prompts as P  # noqa: E402
 from culturespa.cultures import Culture  # noqa: E402
-from culturespa.engine import Engine, Prompt, chat_text  # noqa: E402
+from culturespa.engine import Engine, Prompt  # noqa: E402
 from culturespa.io import write_csv  # noqa: E402
 from culturespa.models import convert_gguf, load, smollm2_gguf_path  # noqa: E402
 from culturespa.parsing import parse_paper  # noqa: E402
