@@ -247,7 +247,7 @@ class Engine:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         prefix_len = 0
         if self.prefix_cache and ids:
-            prefix_len = _common_prefix_len(ids)
+            prefix_len = common_prefix_len(ids)
             prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
         return _Job(prompts, texts, ids, batches, max(prefix_len, 0))
 
@@ -656,7 +656,7 @@ def _attention_implementation(model, impl: str):
         config._attn_implementation = old
 
 
-def _common_prefix_len(seqs: list[list[int]]) -> int:
+def common_prefix_len(seqs: list[list[int]]) -> int:
     first = seqs[0]
     n = len(first)
     for s in seqs[1:]:

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, CultureSPAError, DataFileError
+from .engine import common_prefix_len
 
 log = logging.getLogger(__name__)
 
@@ -230,18 +231,6 @@ def letter_token_ids(tokenizer) -> list[list[int]]:
 # --- scoring ----------------------------------------------------------------------------------
 
 
-def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = len(first)
-    for s in seqs[1:]:
-        m = min(n, len(s))
-        k = 0
-        while k < m and s[k] == first[k]:
-            k += 1
-        n = k
-    return n
-
-
 def _letter_scores(model, ids: list[list[int]], prefix_len: int, letter_ids, batch_size: int, pad_id: int):
     """log(P(letter) summed over its variants) for A-D, per prompt, with the shared prefix's KV
     cache computed once."""
@@ -322,7 +311,7 @@ def evaluate(
         ids = [tokenizer(t, add_special_tokens=fmt == "plain")["input_ids"] for t in texts]
         prefix = 0
         if prefix_cache and len(ids) > 1:
-            prefix = max(0, min(_common_prefix_len(ids), min(len(x) for x in ids) - 1))
+            prefix = max(0, min(common_prefix_len(ids), min(len(x) for x in ids) - 1))
         scores = _letter_scores(model, ids, prefix, letter_ids, batch_size, pad_id)
         for q, sc, n_tok in zip(qs, scores, ids):
             pred = LETTERS[int(np.argmax(sc))]
