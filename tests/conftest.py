@@ -13,15 +13,19 @@ REPO = Path(__file__).resolve().parent.parent
 PAPER_COUNTRIES = "USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL".split()
 
 
-def _find_data_dir() -> Path | None:
-    for candidate in (
-        os.environ.get("CULTURESPA_DATA"),
-        REPO / "resources" / "culturespa",
-        REPO.parent / "shared" / "culturespa",
-    ):
-        if candidate and (Path(candidate) / "data" / "wvs_questions.json").is_file():
+def first_dir_with(candidates, *files: str) -> Path | None:
+    """The first candidate folder (None entries skipped) that holds every one of ``files``."""
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / f).is_file() for f in files):
             return Path(candidate)
     return None
+
+
+def _find_data_dir() -> Path | None:
+    return first_dir_with(
+        (os.environ.get("CULTURESPA_DATA"), REPO / "resources" / "culturespa", REPO.parent / "shared" / "culturespa"),
+        "data/wvs_questions.json",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,15 @@ import pytest
 from culturespa import mmlu
 from culturespa.errors import ConfigError, CultureSPAError
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO, first_dir_with
 
 
 def _find_mmlu() -> Path | None:
-    for candidate in (os.environ.get("CULTURESPA_MMLU"), REPO / "resources" / "mmlu", REPO.parent / "shared" / "benchmarks" / "mmlu"):
-        if candidate and (Path(candidate) / "mmlu.zip").is_file() and (Path(candidate) / "mapping.json").is_file():
-            return Path(candidate)
-    return None
+    return first_dir_with(
+        (os.environ.get("CULTURESPA_MMLU"), REPO / "resources" / "mmlu", REPO.parent / "shared" / "benchmarks" / "mmlu"),
+        "mmlu.zip",
+        "mapping.json",
+    )
 
 
 @pytest.fixture(scope="module")
