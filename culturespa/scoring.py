@@ -353,3 +353,41 @@ def write_alignment(table: pd.DataFrame, matrices: pd.DataFrame, table_path, mat
         write_csv(path, wide_matrix(matrices, PROMPTED_VS_SURVEY, method).round(4), index=True)
     write_csv(matrices_path, matrices)
     write_csv(table_path, table)
+
+
+TOPIC_COLUMNS = ["model", "method", "country", "topic", "topic_name", "metric", "value", "n_valid", "n_invalid"]
+
+
+def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str], model: str) -> pd.DataFrame:
+    """The paper score of each method per (country, WVS topic), and per topic averaged over the
+    countries (``AVG``). A topic with no valid answer for a country is NaN, with its counts."""
+    from .wvs import TOPIC_NAMES
+
+    countries = [c for c in countries if survey.has_data(c)]
+    topics = np.array([-1 if it.topic is None else it.topic for it in survey.items])
+    rows = []
+    for method, frame in answers.groupby("method", sort=False):
+        if set(frame["persona"]) == {NO_PERSONA}:
+            shared = align_answers(frame, survey)
+            per_country = {c: shared for c in countries}
+        else:
+            per_country = {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
+        for t in sorted(set(topics) - {-1}):
+            in_topic = topics == t
+            values, n_valid, n_invalid = [], 0, 0
+            for c in countries:
+                g = survey.majority[survey.row(c)]
+                a = per_country[c].paper
+                weights = in_topic.astype(float)
+                value = metrics.paper_score(a, g, survey.max_dist, weights=weights)
+                has = in_topic & ~np.isnan(g)
+                nv, ni = int(np.sum(has & ~np.isnan(a))), int(np.sum(has & np.isnan(a)))
+                rows.append(dict(model=model, method=method, country=c, topic=int(t), topic_name=TOPIC_NAMES[t],
+                                 metric=PAPER_SCORE, value=value, n_valid=nv, n_invalid=ni))
+                values.append(value)
+                n_valid, n_invalid = n_valid + nv, n_invalid + ni
+            finite = [v for v in values if not np.isnan(v)]
+            rows.append(dict(model=model, method=method, country=AVG, topic=int(t), topic_name=TOPIC_NAMES[t],
+                             metric=PAPER_SCORE, value=float(np.mean(finite)) if finite else float("nan"),
+                             n_valid=n_valid, n_invalid=n_invalid))
+    return pd.DataFrame(rows, columns=TOPIC_COLUMNS)

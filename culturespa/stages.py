@@ -290,7 +290,7 @@ def _answers_frame(paths: Sequence[str]) -> pd.DataFrame:
 
 
 def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> None:
-    from .scoring import ScoringSettings, score_answers
+    from .scoring import ScoringSettings, score_answers, topic_scores
 
     full = Survey.load(inputs.questions, inputs.proportions)
     answers = _answers_frame(inputs.answers)
@@ -299,16 +299,18 @@ def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> N
     survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
     log.info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
-    tables, matrices = [], []
+    tables, matrices, topics = [], [], []
     for run, frame in answers.groupby("run"):
         table, mats = score_answers(frame, survey, countries, model_name, settings, baselines=variant == "base")
         tables.append(table.assign(variant=variant, run=run))
         matrices.append(mats.assign(variant=variant, run=run))
+        topics.append(topic_scores(frame, survey, countries, model_name).assign(variant=variant, run=run))
     io.write_csv(outputs.table, pd.concat(tables, ignore_index=True))
     io.write_csv(outputs.matrices, pd.concat(matrices, ignore_index=True))
+    io.write_csv(outputs.topics, pd.concat(topics, ignore_index=True))
 
 
-def aggregate_alignment(table_paths, matrix_paths, outputs) -> None:
+def aggregate_alignment(table_paths, matrix_paths, topic_paths, outputs) -> None:
     """Mean over evaluation runs; ``run_sd`` is the spread between runs, ``n_runs`` how many."""
     table = pd.concat([io.read_csv(p) for p in table_paths], ignore_index=True)
     keys = ["model", "variant", "method", "country", "metric"]
@@ -322,6 +324,11 @@ def aggregate_alignment(table_paths, matrix_paths, outputs) -> None:
     mats["method"] = mats["method"].fillna("")
     mean = mats.groupby(["variant", "kind", "method", "row", "col"], sort=False)["value"].mean().reset_index()
     io.write_csv(outputs.matrices, mean)
+    topics = pd.concat([io.read_csv(p) for p in topic_paths], ignore_index=True)
+    by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
+        value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+    ).reset_index()
+    io.write_csv(outputs.topics, by_topic)
     for row in summary[(summary.country == "AVG") & (summary.metric == "paper_score")].itertuples():
         log.info("%-40s %-32s paper_score %.2f [%.2f, %.2f]", row.variant, row.method, row.value, row.ci_low, row.ci_high)
 

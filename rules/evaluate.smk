@@ -36,6 +36,7 @@ rule score_variant:
     output:
         table="results/{model}/scores/{variant}.csv",
         matrices="results/{model}/scores/{variant}.matrices.csv",
+        topics="results/{model}/scores/{variant}.topics.csv",
     params:
         countries=COUNTRIES,
         scoring=config["scoring"],
@@ -55,9 +56,11 @@ rule aggregate_alignment:
     input:
         tables=lambda wildcards: expand("results/{{model}}/scores/{variant}.csv", variant=VARIANTS),
         matrices=lambda wildcards: expand("results/{{model}}/scores/{variant}.matrices.csv", variant=VARIANTS),
+        topics=lambda wildcards: expand("results/{{model}}/scores/{variant}.topics.csv", variant=VARIANTS),
     output:
         table="results/{model}/alignment.csv",
         matrices="results/{model}/matrices.csv",
+        topics="results/{model}/alignment_by_topic.csv",
     log:
         "logs/{model}/alignment.log",
     threads: 1

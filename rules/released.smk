@@ -6,6 +6,7 @@ rule score_released:
     output:
         table="results/released/{model}/alignment.csv",
         matrices="results/released/{model}/matrices.csv",
+        topics="results/released/{model}/alignment_by_topic.csv",
         wide=expand("results/released/{{model}}/matrix/{method}.csv", method=persona_methods()),
     params:
         countries=lambda wildcards: released_countries(wildcards.model),

@@ -5,5 +5,7 @@ from culturespa.stages import aggregate_alignment
 
 run_logged(
     snakemake.log[0],
-    lambda: aggregate_alignment(snakemake.input.tables, snakemake.input.matrices, snakemake.output),
+    lambda: aggregate_alignment(
+        snakemake.input.tables, snakemake.input.matrices, snakemake.input.topics, snakemake.output
+    ),
 )

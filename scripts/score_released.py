@@ -4,7 +4,8 @@ import logging
 
 from culturespa.released import load_released
 from culturespa.logs import run_logged
-from culturespa.scoring import ScoringSettings, score_answers, write_alignment
+from culturespa import io
+from culturespa.scoring import ScoringSettings, score_answers, topic_scores, write_alignment
 from culturespa.survey import Survey
 
 
@@ -14,6 +15,8 @@ def main():
     settings = ScoringSettings.from_config(snakemake.params.scoring)
     table, matrices = score_answers(answers, survey, snakemake.params.countries, snakemake.wildcards.model, settings)
     write_alignment(table, matrices, snakemake.output.table, snakemake.output.matrices, snakemake.output.wide)
+    topics = topic_scores(answers, survey, snakemake.params.countries, snakemake.wildcards.model)
+    io.write_csv(snakemake.output.topics, topics)
     logging.info("scored %d answers: %d rows", len(answers), len(table))
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from culturespa.released import load_released, parse_released_name
 from culturespa.scoring import (
-    AVG, NO_PERSONA, PERSONA_VS_PERSONA, PROMPTED_VS_SURVEY, REFERENCE, ScoringSettings, score_answers, wide_matrix,
+    AVG, NO_PERSONA, PERSONA_VS_PERSONA, PROMPTED_VS_SURVEY, REFERENCE, ScoringSettings, score_answers, topic_scores, wide_matrix,
 )
 from culturespa.survey import Survey
 from culturespa.wvs import Distribution, Item
@@ -78,6 +78,25 @@ def test_all_invalid_answers_are_missing_not_numbers(tiny_survey):
     scores = table[table.metric == "paper_score"]
     assert scores["value"].isna().all()
     assert list(scores["n_invalid"]) == [3, 2, 5] and list(scores["n_valid"]) == [0, 0, 0]
+
+
+def test_topic_scores_by_hand(tiny_survey):
+    items = [Item(it.qid, it.text, it.options, it.first, topic) for it, topic in zip(tiny_survey.items, (0, 0, 2))]
+    survey = Survey(items, tiny_survey.countries, tiny_survey.dists)
+    answers = pd.concat([
+        frame("aware", "AAA", {"Q1": "1", "Q2": "1", "Q94": "nothing"}),
+        frame("aware", "BBB", {"Q1": "4", "Q2": "1", "Q94": "0"}),
+    ])
+    t = topic_scores(answers, survey, ["AAA", "BBB"], "m").set_index(["country", "topic"])
+    # topic 0 for AAA: majority (1, 2), answers (1, 1): distance 1 over sqrt(9 + 1)
+    assert t.loc[("AAA", 0), "value"] == pytest.approx(100 * (1 - 1 / math.sqrt(10)))
+    assert t.loc[("BBB", 0), "value"] == pytest.approx(100.0)
+    # topic 2: AAA's only answer is invalid -> missing with its count; BBB has no survey data there
+    assert math.isnan(t.loc[("AAA", 2), "value"]) and t.loc[("AAA", 2), "n_invalid"] == 1
+    assert math.isnan(t.loc[("BBB", 2), "value"]) and t.loc[("BBB", 2), "n_valid"] == 0
+    assert t.loc[(AVG, 0), "value"] == pytest.approx((100 * (1 - 1 / math.sqrt(10)) + 100) / 2)
+    assert math.isnan(t.loc[(AVG, 2), "value"])
+    assert set(t["topic_name"]) == {"Social Values, Attitudes & Stereotypes", "Social Capital, Trust & Organizational Membership"}
 
 
 def test_probabilities_feed_the_distributional_metrics(tiny_survey):

@@ -1,0 +1,53 @@
+"""The paper's comparisons: which variant and method fill each figure and table.
+
+Variant ids are ``{scope}-{data}-{setting}-{percent}`` (see rules/common.smk) or ``base``.
+Figures and tables ask for these ids; a variant that was not run shows as missing.
+"""
+
+from __future__ import annotations
+
+from .methods import CULTURE_UNAWARE, LABELS as METHOD_LABELS, P1, P1_P3, P2, P2_P3, P3  # noqa: F401
+
+BASE = "base"
+CULTURESPA = "joint-crqpc-culture_aware-100"
+SPECIFIC = "specific-crqpc-culture_aware-100"
+CCT = "joint-crqpc-cross_culture-100"
+SAMPLING = {"CRQPC": CULTURESPA, "RDS": "joint-rds-culture_aware-100", "CDS": "joint-cds-culture_aware-100"}
+FRACTIONS = tuple(range(10, 101, 10))
+PAPER_SCORE = "paper_score"
+AVG = "AVG"
+
+# Table 1 / figure 1: prompting baselines on the base model, then CultureSPA answering with P1
+MAIN_ROWS = [
+    (BASE, CULTURE_UNAWARE),
+    (BASE, P1),
+    (BASE, P2),
+    (BASE, P3),
+    (CULTURESPA, P1),
+]
+# CultureSPA combined with the prompting methods, next to the same prompts on the base model
+COMBINED_METHODS = [P1, P2, P3, P1_P3, P2_P3]
+# culture-joint vs culture-specific vs cross-culture thinking (CCT) training data
+TRAINING_VARIANTS = {"Culture-joint": CULTURESPA, "Culture-specific": SPECIFIC, "CCT (joint)": CCT}
+
+
+def fraction_variant(percent: int, data: str = "crqpc", setting: str = "culture_aware") -> str:
+    return f"joint-{data}-{setting}-{percent}"
+
+
+def variant_label(variant: str) -> str:
+    if variant == BASE:
+        return "Base model"
+    scope, data, setting, percent = variant.split("-")
+    parts = [f"CultureSPA ({scope})", data.upper()]
+    if setting != "culture_aware":
+        parts.append("CCT" if setting == "cross_culture" else setting)
+    if percent != "100":
+        parts.append(f"{percent}% data")
+    return ", ".join(parts)
+
+
+def row_label(variant: str, method: str) -> str:
+    """'P1' on the base model is the prompting baseline; on a tuned model it names the prompt used."""
+    method_label = METHOD_LABELS.get(method, method)
+    return method_label if variant == BASE else f"{variant_label(variant)} + {method_label}"

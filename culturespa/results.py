@@ -1,0 +1,129 @@
+"""Read the tidy results tables for figures and tables, and say why a cell is missing.
+
+A cell is one (variant, method, country, metric). It is missing when the variant or method was
+not run (not in the config), when the run left no row, or when every answer was invalid (the
+score is NaN and ``n_invalid`` counts the answers). Figures and tables show the reason; nothing
+is filled with zeros.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from . import io
+from .design import AVG, BASE, PAPER_SCORE
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n_valid: int = 0
+    n_invalid: int = 0
+    missing: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.missing is None
+
+
+@dataclass
+class Results:
+    """One model's alignment table plus what the config asked for.
+
+    ``variants`` maps each configured variant to the methods it was evaluated with. A variant
+    or method outside it is reported as 'not run', with the config key that would add it.
+    """
+
+    model: str
+    table: pd.DataFrame
+    variants: Mapping[str, Sequence[str]]
+    countries: Sequence[str]
+    source: str = "pipeline"  # or "released": the authors' outputs, base model only
+
+    @classmethod
+    def load(cls, path, model: str, variants: Mapping[str, Sequence[str]], countries: Sequence[str] | None = None,
+             source: str = "pipeline") -> "Results":
+        table = io.read_csv(path)
+        if "variant" not in table.columns:  # the released table scores the base model only
+            table.insert(1, "variant", BASE)
+        present = [c for c in table["country"].unique() if c != AVG]
+        order = [c for c in countries if c in present] if countries else present
+        return cls(model, table, {k: list(v) for k, v in variants.items()}, order, source)
+
+    def why_not_run(self, variant: str, method: str) -> str | None:
+        if variant not in self.variants:
+            if self.source == "released":
+                return "not released by the authors (run the pipeline for it)"
+            return f"not run: {variant} is not in sft.variants"
+        if method not in self.variants[variant]:
+            key = "evaluation.base_methods" if variant == BASE else "evaluation.tuned_methods"
+            if self.source == "released":
+                key = "released.methods"
+            return f"not run: {method} is not in {key}"
+        return None
+
+    def cell(self, variant: str, method: str, country: str, metric: str = PAPER_SCORE) -> Cell:
+        reason = self.why_not_run(variant, method)
+        if reason:
+            return Cell(missing=reason)
+        t = self.table
+        rows = t[(t.variant == variant) & (t.method == method) & (t.country == country) & (t.metric == metric)]
+        if rows.empty:
+            return Cell(missing=f"no result row for {variant}/{method}/{country}/{metric}")
+        r = rows.iloc[0]
+        n_valid = int(r.get("n_valid", 0) or 0)
+        n_invalid = int(r.get("n_invalid", 0) or 0)
+        if pd.isna(r["value"]):
+            return Cell(n_valid=n_valid, n_invalid=n_invalid,
+                        missing=f"no valid answers ({n_valid} valid, {n_invalid} invalid)")
+        return Cell(float(r["value"]), _float(r.get("ci_low")), _float(r.get("ci_high")), n_valid, n_invalid)
+
+    def series(self, variant: str, method: str, metric: str = PAPER_SCORE,
+               countries: Iterable[str] | None = None) -> dict[str, Cell]:
+        """Cells per country, the average last."""
+        names = list(countries) if countries is not None else [*self.countries, AVG]
+        return {c: self.cell(variant, method, c, metric) for c in names}
+
+    def matrix(self, matrices: pd.DataFrame, variant: str, kind: str, method: str = "") -> pd.DataFrame | None:
+        m = matrices
+        if "variant" not in m.columns:
+            m = m.assign(variant=BASE)
+        sub = m[(m.variant == variant) & (m.kind == kind) & (m.method.fillna("") == method)]
+        if sub.empty:
+            return None
+        wide = sub.pivot(index="row", columns="col", values="value")
+        order = [c for c in self.countries if c in wide.index]
+        return wide.loc[order, order]
+
+
+def _float(x) -> float:
+    return math.nan if x is None or pd.isna(x) else float(x)
+
+
+def variant_methods(config: Mapping) -> dict[str, list[str]]:
+    """The variants the config runs, with the methods each is evaluated with."""
+    evaluation = config["evaluation"]
+    out = {BASE: list(evaluation["base_methods"])}
+    for v in config["sft"]["variants"]:
+        out[v] = list(evaluation["tuned_methods"])
+    return out
+
+
+def released_methods(config: Mapping) -> dict[str, list[str]]:
+    return {BASE: list(config["released"]["methods"])}
+
+
+def format_cell(cell: Cell, digits: int = 2, ci: bool = True) -> str:
+    """'66.61 [64.10, 69.52]', or '—' for a missing cell (the reason goes in a note)."""
+    if not cell.ok:
+        return "—"
+    text = f"{cell.value:.{digits}f}"
+    if ci and not math.isnan(cell.ci_low):
+        text += f" [{cell.ci_low:.{digits}f}, {cell.ci_high:.{digits}f}]"
+    return text
