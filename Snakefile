@@ -11,6 +11,9 @@
 #   results/{model}/eval/{variant}/run{run}/{method}.jsonl     WVS answers (variant base: no adapter)
 #   results/{model}/scores/{variant}.csv, results/{model}/alignment.csv, matrices.csv            step 5
 #   results/{model}/mmlu/{variant}.jsonl, results/{model}/mmlu.csv      general ability vs base
+#   results/{model}/alignment_by_topic.csv                               alignment per WVS topic
+#   results/[released/]{model}/figures/{figure}.{pdf,png}, tables/{table}.{csv,md,tex}   step 6
+#   results/figures/figure2_framework.{pdf,png}      the framework figure, from the rule graph
 #
 # Resources fetched at run time (checksum-verified) live in resources/, logs in logs/.
 
@@ -25,6 +28,9 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/released.smk"
@@ -34,9 +40,18 @@ include: "rules/answers.smk"
 include: "rules/pairs.smk"
 include: "rules/sft.smk"
 include: "rules/evaluate.smk"
+include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     input:
         get_final_output(),
+        paper_outputs(),
     default_target: True
+
+
+# every figure and table, from a finished results/ (re-runs nothing upstream that is up to date)
+rule paper:
+    input:
+        paper_outputs(),

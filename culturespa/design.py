@@ -31,6 +31,13 @@ COMBINED_METHODS = [P1, P2, P3, P1_P3, P2_P3]
 TRAINING_VARIANTS = {"Culture-joint": CULTURESPA, "Culture-specific": SPECIFIC, "CCT (joint)": CCT}
 
 
+# figure file names: those drawn from a model's alignment table (also for the released answers,
+# where only RELEASED_FIGURES have anything to show), and the two with their own inputs
+ALIGNMENT_FIGURES = ["figure1_alignment", "figure4_sampling", "figure5_matrices", "figure6_data_quantity",
+                     "figure_pluralism", "figure_distributional"]
+RELEASED_FIGURES = ["figure1_alignment", "figure5_matrices", "figure_pluralism", "figure_distributional"]
+
+
 def fraction_variant(percent: int, data: str = "crqpc", setting: str = "culture_aware") -> str:
     return f"joint-{data}-{setting}-{percent}"
 
@@ -45,6 +52,20 @@ def variant_label(variant: str) -> str:
     if percent != "100":
         parts.append(f"{percent}% data")
     return ", ".join(parts)
+
+
+SHORT_METHOD = {CULTURE_UNAWARE: "Unaware", P1: "P1", P2: "P2", P3: "P3", P1_P3: "P1+P3", P2_P3: "P2+P3"}
+
+
+def short_label(variant: str, method: str) -> str:
+    """'P1', 'CultureSPA+P1', 'RDS-joint+P1': for crowded axes."""
+    m = SHORT_METHOD.get(method, method)
+    if variant == BASE:
+        return m
+    scope, data, setting, percent = variant.split("-")
+    name = "CultureSPA" if variant == CULTURESPA else "-".join(
+        [data.upper(), scope] + (["CCT"] if setting == "cross_culture" else []) + ([f"{percent}%"] if percent != "100" else []))
+    return f"{name}+{m}"
 
 
 def row_label(variant: str, method: str) -> str:

@@ -18,6 +18,9 @@ from . import io
 from .design import AVG, BASE, PAPER_SCORE
 
 
+BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
+
+
 @dataclass(frozen=True)
 class Cell:
     value: float = math.nan
@@ -61,7 +64,7 @@ class Results:
             if self.source == "released":
                 return "not released by the authors (run the pipeline for it)"
             return f"not run: {variant} is not in sft.variants"
-        if method not in self.variants[variant]:
+        if method not in self.variants[variant] and not (variant == BASE and method.startswith(BASELINE_PREFIX)):
             key = "evaluation.base_methods" if variant == BASE else "evaluation.tuned_methods"
             if self.source == "released":
                 key = "released.methods"

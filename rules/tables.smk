@@ -1,0 +1,80 @@
+# Every table of the paper, rendered from results/ (never by re-running a model): CSV for machines,
+# Markdown for the README, LaTeX (booktabs) for papers. The logic, and the input and target lists
+# (table_inputs, table_targets, released_table_targets), live in culturespa/tables.py.
+
+from culturespa.tables import (
+    CAPTIONS as TABLE_CAPTIONS,
+    RELEASED_TABLES,
+    TABLES,
+    released_table_inputs,
+    released_table_targets,
+    table_inputs,
+    table_settings,
+    table_targets,
+)
+
+
+rule render_table:
+    input:
+        unpack(
+            lambda wildcards: table_inputs(wildcards.table, f"results/{wildcards.model}", config, workflow.basedir)
+        ),
+    output:
+        csv=report(
+            "results/{model}/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "{table}"},
+        ),
+        md="results/{model}/tables/{table}.md",
+        tex="results/{model}/tables/{table}.tex",
+    wildcard_constraints:
+        table="|".join(TABLES),
+    params:
+        table=lambda wildcards: wildcards.table,
+        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
+        settings=lambda wildcards: table_settings(wildcards.table, config, COUNTRIES, wildcards.model),
+    log:
+        "logs/{model}/tables/{table}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/render_table.py"
+
+
+rule render_released_table:
+    input:
+        unpack(lambda wildcards: released_table_inputs(wildcards.table, f"results/released/{wildcards.model}")),
+    output:
+        csv=report(
+            "results/released/{model}/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{model} (released answers)",
+            labels={"model": "{model}", "table": "{table}"},
+        ),
+        md="results/released/{model}/tables/{table}.md",
+        tex="results/released/{model}/tables/{table}.tex",
+    wildcard_constraints:
+        table="|".join(RELEASED_TABLES),
+    params:
+        table=lambda wildcards: wildcards.table,
+        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
+        settings=lambda wildcards: table_settings(
+            wildcards.table, config, released_countries(wildcards.model), wildcards.model, source="released"
+        ),
+    log:
+        "logs/released/{model}/tables/{table}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/render_table.py"

@@ -1,0 +1,9 @@
+"""The workflow's own rule graph (Graphviz dot), for the framework figure."""
+
+from culturespa.logs import run_logged
+from culturespa.stages import export_rulegraph
+
+run_logged(
+    snakemake.log[0],
+    lambda: export_rulegraph(snakemake.params.snakefile, snakemake.params.config, snakemake.output[0]),
+)
