@@ -1,0 +1,169 @@
+"""Every figure draws from small fixture results tables, through the same entry point as its rule,
+and shows a variant that was not run as missing (with the reason), never as a zero bar."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Rectangle
+
+from culturespa import design, figures
+from culturespa.design import AVG, BASE, CULTURESPA, P1
+from culturespa.results import Results
+
+COUNTRIES = ["USA", "CHN", "NGA"]
+BASE_METHODS = ["culture_unaware", "culture_aware", "self_alignment"]
+
+
+def alignment_rows(variant, method, scores, metrics=("paper_score", "js_similarity", "wasserstein_similarity")):
+    rows = []
+    for metric in metrics:
+        scale = 1.0 if metric == "paper_score" else 0.01
+        for country, value in scores.items():
+            rows.append(dict(model="m", variant=variant, method=method, country=country, metric=metric,
+                             value=value * scale, ci_low=(value - 3) * scale, ci_high=(value + 3) * scale,
+                             n_valid=12, n_invalid=0, n_runs=1, run_sd=np.nan))
+    return rows
+
+
+def fixture_table(all_invalid_nga=False):
+    rows = []
+    for k, method in enumerate(BASE_METHODS):
+        rows += alignment_rows(BASE, method, {"USA": 60 + k, "CHN": 50 + k, "NGA": 55 + k, AVG: 55 + k})
+    rows += alignment_rows(BASE, "baseline_uniform", {"USA": 45, "CHN": 44, "NGA": 46, AVG: 45})
+    tuned = {"USA": 64, "CHN": 53, "NGA": np.nan if all_invalid_nga else 58, AVG: 58}
+    rows += alignment_rows(CULTURESPA, P1, tuned)
+    for method, variant in ((P1, BASE), ("self_alignment", BASE), (P1, CULTURESPA)):
+        rows.append(dict(model="m", variant=variant, method=method, country=AVG, metric="identification_accuracy",
+                         value=1 / 3, ci_low=0, ci_high=1, n_valid=36, n_invalid=0, n_runs=1, run_sd=np.nan))
+        rows.append(dict(model="m", variant=variant, method=method, country=AVG,
+                         metric="cross_culture_correlation", value=0.4, ci_low=np.nan, ci_high=np.nan, n_valid=36,
+                         n_invalid=0, n_runs=1, run_sd=np.nan))
+    table = pd.DataFrame(rows)
+    if all_invalid_nga:
+        table.loc[(table.variant == CULTURESPA) & (table.country == "NGA"), ["n_valid", "n_invalid"]] = [0, 12]
+    return table
+
+
+def fixture_matrices():
+    rng = np.random.default_rng(0)
+    rows = []
+    for variant, kind, method in ((BASE, "reference", ""), (BASE, "persona_vs_persona", P1),
+                                  (BASE, "prompted_vs_survey", P1), (BASE, "persona_vs_persona", "self_alignment"),
+                                  (CULTURESPA, "persona_vs_persona", P1), (CULTURESPA, "prompted_vs_survey", P1)):
+        for r in COUNTRIES:
+            for c in COUNTRIES:
+                rows.append(dict(variant=variant, kind=kind, method=method, row=r, col=c,
+                                 value=100.0 if r == c and kind != "prompted_vs_survey" else rng.uniform(40, 90)))
+    return pd.DataFrame(rows)
+
+
+CONFIGURED = {BASE: BASE_METHODS, CULTURESPA: [P1]}  # the demo's grid: no RDS/CDS, no fractions, no P2
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    fixture_table().to_csv(tmp_path / "alignment.csv", index=False)
+    fixture_matrices().to_csv(tmp_path / "matrices.csv", index=False)
+    return tmp_path
+
+
+def note_text(fig):
+    return "\n".join(t.get_text() for t in fig.texts)
+
+
+@pytest.mark.parametrize("name", design.ALIGNMENT_FIGURES)
+def test_each_alignment_figure_renders_through_its_rule_entry(results_dir, name):
+    inputs = SimpleNamespace(alignment=str(results_dir / "alignment.csv"), matrices=str(results_dir / "matrices.csv"))
+    settings = {"source": "pipeline", "variants": CONFIGURED, "countries": COUNTRIES}
+    outputs = SimpleNamespace(pdf=str(results_dir / f"{name}.pdf"), png=str(results_dir / f"{name}.png"))
+    figures.render(name, inputs, SimpleNamespace(settings=settings), outputs, model="m")
+    assert (results_dir / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    assert (results_dir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(results_dir.glob(".*.tmp"))  # written atomically
+
+
+def test_missing_strategies_are_marked_not_drawn_as_zero(results_dir):
+    figures.set_style()
+    res = Results.load(results_dir / "alignment.csv", "m", CONFIGURED, COUNTRIES)
+    fig = figures.sampling_strategies(res)
+    notes = note_text(fig)
+    assert "RDS (all): not run: joint-rds-culture_aware-100 is not in sft.variants" in notes
+    assert "CDS (all)" in notes
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle) and np.isfinite(p.get_height())]
+    assert len(bars) == len(COUNTRIES) + 1  # CRQPC only: one bar per country and AVG
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "RDS: missing (×)" in legend
+    crqpc_usa = res.cell(CULTURESPA, P1, "USA").value - res.cell(BASE, P1, "USA").value
+    assert any(np.isclose(b.get_height(), crqpc_usa) for b in bars)
+
+
+def test_all_invalid_cell_is_missing_with_its_count(tmp_path):
+    fixture_table(all_invalid_nga=True).to_csv(tmp_path / "alignment.csv", index=False)
+    figures.set_style()
+    res = Results.load(tmp_path / "alignment.csv", "m", CONFIGURED, COUNTRIES)
+    fig = figures.alignment_by_country(res)
+    assert "CultureSPA (NGA): no valid answers (0 valid, 12 invalid)" in note_text(fig)
+    heights = [p.get_height() for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert 3 * 4 - 1 == sum(np.isfinite(h) and h > 0 for h in heights)
+
+
+def test_released_results_lack_culturespa_and_say_so(results_dir):
+    table = fixture_table()
+    table = table[table.variant == BASE].drop(columns=["variant", "n_runs", "run_sd"])
+    table.to_csv(results_dir / "released.csv", index=False)
+    figures.set_style()
+    res = Results.load(results_dir / "released.csv", "m", {BASE: ["culture_unaware", P1]}, COUNTRIES,
+                       source="released")
+    fig = figures.cross_cultural_matrices(res, fixture_matrices().query("variant == @BASE").drop(columns="variant"))
+    notes = note_text(fig)
+    assert "CultureSPA (P1): not released by the authors" in notes
+    assert "Self-alignment (P3): not run: self_alignment is not in released.methods" in notes
+    panels = [ax.get_title().splitlines()[0] for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert panels == ["WVS reference", "Culture-aware (P1)"]
+
+
+def test_data_quantity_lists_fractions_not_run(results_dir):
+    figures.set_style()
+    res = Results.load(results_dir / "alignment.csv", "m", CONFIGURED, COUNTRIES)
+    notes = note_text(figures.data_quantity(res))
+    assert "10%, 20%, 30%, 40%, 50%, 60%, 70%, 80%, 90%: not run: the variant is not in sft.variants" in notes
+
+
+def test_framework_figure_from_a_rule_graph(tmp_path):
+    dot = """digraph snakemake_dag {
+    0[label = "all", color = "0.1 0.6 0.85", style="rounded"];
+    1[label = "collect_pairs", color = "0.2 0.6 0.85", style="rounded"];
+    2[label = "answer_pool_culture_aware", color = "0.3 0.6 0.85", style="rounded"];
+    3[label = "finetune_joint", color = "0.4 0.6 0.85", style="rounded"];
+    4[label = "figure1_alignment", color = "0.4 0.6 0.85", style="rounded"];
+    2 -> 1
+    1 -> 3
+    3 -> 4
+    4 -> 0
+}"""
+    nodes, edges = figures.parse_rulegraph(dot)
+    assert nodes["2"] == "answer_pool_culture_aware" and ("2", "1") in edges
+    assert [figures.STEPS[figures.step_of(r)][0][0] for r in ("answer_pool_x", "collect_pairs", "finetune_joint")] == [
+        "2", "3", "4"]
+    (tmp_path / "rg.dot").write_text(dot)
+    outputs = SimpleNamespace(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
+    figures.render("figure2_framework", SimpleNamespace(rulegraph=str(tmp_path / "rg.dot")), None, outputs)
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no rules"):
+        figures.parse_rulegraph("digraph {}")
+
+
+def test_data_distribution_figure(tmp_path):
+    stats = pd.DataFrame({"culture": COUNTRIES, "valid": 52, "same": [50, 49, 52], "diff": [2, 3, 0],
+                          "diff_rate": [2 / 52, 3 / 52, 0]})
+    topics = pd.DataFrame([dict(set="CRQPC", culture=c, topic=t, topic_name=f"topic {t}", n_pairs=t % 2)
+                           for c in COUNTRIES for t in range(13)])
+    for name, frame in (("stats", stats), ("topics", topics)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    inputs = SimpleNamespace(stats=[str(tmp_path / "stats.csv")], topic_stats=[str(tmp_path / "topics.csv")])
+    outputs = SimpleNamespace(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
+    figures.render("figure3_data", inputs, SimpleNamespace(settings=["culture_aware"]), outputs)
+    assert (tmp_path / "f.pdf").exists()
