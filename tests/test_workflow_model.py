@@ -54,3 +54,26 @@ def test_step_5_tables(tiny_run):
         assert 0 < row["value"] <= 100 and row["n_valid"] + row["n_invalid"] <= 2 * 12
     mmlu = pd.read_csv(tiny_run.parent.parent / "results" / MODEL / "mmlu.csv")
     assert {"accuracy_base", "accuracy", "delta"} <= set(mmlu.metric)
+
+
+def test_step_6_figures_tables_and_report(tiny_run, snakemake_bin):
+    from culturespa.design import ALIGNMENT_FIGURES
+    from culturespa.tables import TABLES
+
+    for name in [*ALIGNMENT_FIGURES, "figure3_data"]:
+        for ext in ("pdf", "png"):
+            assert (tiny_run / "figures" / f"{name}.{ext}").stat().st_size > 5_000, name
+    assert (tiny_run.parent / "figures" / "figure2_framework.png").is_file()
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (tiny_run / "tables" / f"{name}.{ext}").is_file(), name
+    # a variant the tiny run did not train is reported missing, with the reason, not as a number
+    sampling = (tiny_run / "tables" / "sampling_strategies.md").read_text()
+    assert "joint-rds-culture_aware-100 is not in sft.variants" in sampling
+    work = tiny_run.parent.parent
+    report = work / "report.html"
+    paths = work / "paths.yaml"
+    run_snakemake(snakemake_bin, work, "--report", str(report), targets=(),
+                  configfiles=[REPO / "tests/configs/tiny.yaml", paths])
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000 and "figure1_alignment" in html

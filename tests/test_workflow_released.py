@@ -37,6 +37,13 @@ def test_released_scoring_downloads_and_scores(snakemake_bin, http_mirror, tmp_p
     assert matrix.shape == (18, 18)
     log = (tmp_path / "logs/data/data/wvs_questions.json.log").read_text()
     assert "verified sha256" in log and "127.0.0.1" in log
+    # the base-model figures and tables of the paper, from the released answers alone
+    root = "results/released/Meta-Llama-3-8B-Instruct"
+    targets = [f"{root}/figures/figure1_alignment.png", f"{root}/figures/figure5_matrices.png",
+               f"{root}/tables/main_results.md"]
+    run_snakemake(snakemake_bin, tmp_path, targets=targets, configfiles=[fast])
+    main = (tmp_path / root / "tables/main_results.md").read_text()
+    assert "66.61 [" in main and "not released by the authors" in main
 
 
 def test_corrupted_mirror_stops_the_run_and_leaves_no_file(snakemake_bin, data_dir, tmp_path):
