@@ -426,7 +426,7 @@ def data_quantity(res: Results) -> plt.Figure:
     ax.set_xlabel("Training data used (%)")
     ax.set_ylabel("Average alignment score")
     ax.set_title(f"{res.model}: data quantity")
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     missing = [p for p in cells if p not in ok]
     notes = []
     if missing:
