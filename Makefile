@@ -36,4 +36,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_engine.py
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results logs checkpoints .snakemake

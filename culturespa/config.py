@@ -7,6 +7,7 @@ Both run before any job, so a bad config never starts a run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,7 +15,7 @@ import jsonschema
 import yaml
 
 from .cultures import catalogue_from_config, select
-from .errors import ConfigError
+from .errors import ConfigError, CultureSPAError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -46,6 +47,26 @@ def countries(config: Mapping[str, Any]) -> list[str]:
     return list(config.get("countries") or [c["code"] for c in config["cultures"]])
 
 
+VARIANT_PATTERN = re.compile(r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-([0-9]+)")
+
+
+def check_variant(variant: str, key: str) -> None:
+    """``{joint|specific}-{crqpc|rds|cds}-{culture_aware|cross_culture}-{percent}``, the percent of
+    the pairs trained on in 1..100 (a fraction in (0, 1])."""
+    m = VARIANT_PATTERN.fullmatch(str(variant))
+    if not m:
+        raise ConfigError(
+            f"config key '{key}': {variant!r} is not a variant name "
+            "({joint|specific}-{crqpc|rds|cds}-{culture_aware|cross_culture}-{percent})"
+        )
+    percent = int(m.group(4))
+    if not 1 <= percent <= 100:
+        raise ConfigError(
+            f"config key '{key}': {variant!r} trains on {percent}% of the pairs; the percent must be in "
+            f"1..100 (a fraction in (0, 1])"
+        )
+
+
 def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
     """Semantic checks; each error names the config key to fix."""
     catalogue = catalogue_from_config(config)
@@ -66,6 +87,18 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
         path = spec.get("path")
         if path and (path.startswith((".", "/")) or Path(path).exists()) and not Path(workdir, path).exists():
             raise ConfigError(f"config key 'models.{name}.path': local folder {path!r} does not exist")
+    for key in ("sft", "mmlu"):
+        for i, variant in enumerate((config.get(key) or {}).get("variants") or []):
+            check_variant(variant, f"{key}.variants[{i}]")
+    for i, name in enumerate(config.get("run_models", [])):
+        gguf = config.get("models", {}).get(name, {}).get("gguf")
+        if gguf and not (Path(workdir) / "resources" / "models" / name).is_dir():
+            from .models import packaged_file
+
+            try:
+                packaged_file(gguf["package"], gguf["file"])
+            except CultureSPAError as e:
+                raise ConfigError(f"config key 'models.{name}.gguf' (run_models[{i}]): {e}") from None
     mirror = config.get("data_mirror")
     if mirror and not (Path(workdir) / mirror).is_dir():
         raise ConfigError(f"config key 'data_mirror': directory {mirror!r} does not exist")

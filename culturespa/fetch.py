@@ -72,3 +72,27 @@ def materialise(rel: str, dest: str | Path, expected_sha256: str, mirror: str | 
                 "the file was not kept"
             )
     return source
+
+
+def verify_materialised(root: str | Path, checksums: dict[str, str]) -> int:
+    """Check every already materialised file under ``root`` against its pinned sha256 (the
+    workflow does this before any job starts): a file changed after it was fetched and verified
+    (edited by hand, a bad copy, a failing disk) is an error naming it, so it never reaches a rule.
+    Returns how many files were checked."""
+    root = Path(root)
+    bad, n = [], 0
+    for rel, expected in checksums.items():
+        path = root / rel
+        if not path.is_file():
+            continue
+        n += 1
+        actual = sha256_of(path)
+        if actual != expected:
+            bad.append(f"{path}: sha256 {actual}, pinned {expected}")
+    if bad:
+        raise ChecksumError(
+            "data files changed after they were fetched and verified; delete them and rerun to fetch them "
+            "again:\n  " + "\n  ".join(bad)
+        )
+    return n
+

@@ -408,6 +408,12 @@ def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: dict) -> Path | N
 def _save_adapter_atomically(model, out_dir: Path, extra_files: Mapping[str, object]) -> None:
     with io.atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp))
+        config = tmp / "adapter_config.json"
+        if config.is_file():  # peft writes target_modules from a set: in a random order per process
+            saved = json.loads(config.read_text())
+            if isinstance(saved.get("target_modules"), list):
+                saved["target_modules"] = sorted(saved["target_modules"])
+                config.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
         for name, obj in extra_files.items():
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
 
@@ -422,6 +428,18 @@ def loss_frame(log_history: Sequence[Mapping]):
         if "loss" in e and "step" in e
     ]
     return pd.DataFrame(rows, columns=LOSS_COLUMNS)
+
+
+def mean_logged_loss(curve) -> float | None:
+    """The mean training loss over the logged steps, each logged value weighted by the steps it
+    covers. The Trainer's own ``training_loss`` covers only the steps of the last run, so after a
+    resume it would differ from an uninterrupted run's; the curve (restored from the checkpoint)
+    covers them all."""
+    if not len(curve):
+        return None
+    steps = curve["step"].astype(float).to_numpy()
+    weights = steps - [0.0, *steps[:-1]]
+    return float((curve["loss"].to_numpy() * weights).sum() / weights.sum())
 
 
 def peak_memory_mb(device: str) -> dict:
@@ -538,7 +556,7 @@ def train_adapter(
         "resumed_from_step": resumed_from,
         "epochs": float(trainer.state.epoch or 0.0),
         "final_loss": float(curve["loss"].iloc[-1]) if len(curve) else None,
-        "train_loss": float(result.training_loss) if result.training_loss is not None else None,
+        "train_loss": mean_logged_loss(curve),
         "train_seconds": round(train_seconds, 2),
         "steps_per_second": round((steps - resumed_from) / train_seconds, 4) if train_seconds > 0 else None,
         "wall_seconds": round(time.perf_counter() - started, 2),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -119,15 +119,25 @@ def question_id(topic: int, k: int) -> str:
 
 @dataclass
 class TopicStats:
+    """Counts for one topic. With a resume ``state`` they cover every run of the topic together,
+    so an interrupted and resumed topic reports what an uninterrupted one would."""
+
     topic: int
     topic_name: str
-    attempts: int = 0  # generations asked in this run
+    attempts: int = 0  # generations asked
     valid: int = 0  # replies that parsed
     invalid: int = 0  # replies discarded (not JSON with Question/Options)
     resumed_from: int = 0  # questions already there when this run started
+    retry: int = field(default=0, repr=False)  # rounds run at the current number of questions (resume state)
 
     def as_dict(self) -> dict:
-        return dict(vars(self))
+        out = dict(vars(self))
+        del out["retry"]
+        return out
+
+    def state(self) -> dict:
+        """What a resumed run needs besides the records (see ``generate_topic``'s ``state``)."""
+        return {"attempts": self.attempts, "valid": self.valid, "invalid": self.invalid, "retry": self.retry}
 
 
 class GenerationExhausted(CultureSPAError):
@@ -163,14 +173,17 @@ def generate_topic(
     max_attempts: int | None = None,
     existing: Sequence[dict] = (),
     on_round: Callable[[list[dict], TopicStats], None] | None = None,
+    state: Mapping | None = None,
 ) -> tuple[list[dict], TopicStats]:
     """Generate questions of one topic until ``n_questions`` parsed.
 
     ``seeds``: WVS items (those of other topics are ignored). ``existing``: records of an
-    earlier, interrupted run of this topic, continued from. ``max_attempts``: bound on the
-    generations of this run (default 3 per missing question); reaching it raises
-    GenerationExhausted naming the topic and the counts. ``on_round`` is called after each
-    round with all records so far (for checkpointing). Deterministic for a given seed.
+    earlier, interrupted run of this topic, continued from; ``state``: that run's
+    ``TopicStats.state()`` saved with them, so the counts and the bound cover both runs and the
+    resumed run asks exactly what the uninterrupted one would have. ``max_attempts``: bound on
+    the generations of the topic (default: those so far plus 3 per missing question); reaching
+    it raises GenerationExhausted naming the topic and the counts. ``on_round`` is called after
+    each round with all records so far (for checkpointing). Deterministic for a given seed.
     """
     if not 0 <= topic_index < len(TOPIC_NAMES):
         raise ConfigError(f"topic index {topic_index} outside 0..{len(TOPIC_NAMES) - 1}")
@@ -179,15 +192,22 @@ def generate_topic(
     seed_examples = [(it.text, list(it.options)) for it in topic_seeds(seeds, topic_index)]
     records = [dict(r) for r in existing]
     stats = TopicStats(topic_index, TOPIC_NAMES[topic_index], resumed_from=len(records))
-    limit = max_attempts if max_attempts is not None else DEFAULT_ATTEMPTS_PER_QUESTION * (n_questions - len(records))
-    retry = 0  # rounds run at the current number of records
+    if state is not None:
+        stats.attempts, stats.valid, stats.invalid, stats.retry = (
+            int(state["attempts"]), int(state["valid"]), int(state["invalid"]), int(state["retry"]))
+        if stats.valid != len(records):
+            raise CultureSPAError(
+                f"topic {topic_index}: the saved state counts {stats.valid} valid replies but "
+                f"{len(records)} questions were saved; the checkpoint is inconsistent")
+    limit = (max_attempts if max_attempts is not None
+             else stats.attempts + DEFAULT_ATTEMPTS_PER_QUESTION * (n_questions - len(records)))
     while len(records) < n_questions:
         if stats.attempts >= limit:
             raise GenerationExhausted(_exhausted_message(stats, len(records), n_questions, limit), records, stats)
         n_before = len(records)
         n_ask = min(batch_size, n_questions - len(records), limit - stats.attempts)
-        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_ask, seed, retry)
-        retry = retry + 1 if len(records) == n_before else 0
+        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_ask, seed, stats.retry)
+        stats.retry = stats.retry + 1 if len(records) == n_before else 0
         if on_round is not None:
             on_round(records, stats)
     return records, stats

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from . import filters, io, methods, pairs, questions
+from .errors import DataFileError
 from .cultures import Culture, catalogue_from_config
 from .survey import Survey
 from .wvs import load_items
@@ -55,9 +56,12 @@ def generation_function(model: Mapping, settings: Mapping):
     """Step 1's model: (chats, seed) -> replies, sampled at the config's temperature and top_p."""
     from .engine import Prompt
 
-    engine = load_engine(model, {"batch_size": settings["batch_size"]})
+    engine = None  # loaded at the first call: a rerun that has nothing left to ask loads no model
 
     def generate(chats, seed):
+        nonlocal engine
+        if engine is None:
+            engine = load_engine(model, {"batch_size": settings["batch_size"]})
         prompts = [Prompt(f"g{i}", system, user, []) for i, (system, user) in enumerate(chats)]
         return engine.generate_texts(prompts, settings["temperature"], settings["top_p"], settings["max_new_tokens"], seed)
 
@@ -67,30 +71,75 @@ def generation_function(model: Mapping, settings: Mapping):
 # --- step 1 ---------------------------------------------------------------------------------
 
 
+def _generation_fingerprint(model: Mapping, topic: int, settings: Mapping) -> str:
+    """What decides the questions of a topic, in the order they come (per_topic and the attempt
+    bound only decide when to stop, so a rerun with more of either continues a partial)."""
+    import hashlib
+    import json
+
+    keys = ("batch_size", "temperature", "top_p", "max_new_tokens", "seed")
+    spec = {k: model.get(k) for k in ("name", "path", "dtype", "chat_template")}
+    if spec["path"] and Path(spec["path"]).exists():
+        spec["path"] = str(Path(spec["path"]).resolve())
+    blob = json.dumps({"model": spec, "topic": topic, **{k: settings.get(k) for k in keys}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read_generation_partial(partial: Path, fingerprint: str) -> tuple[list[dict], dict | None]:
+    """(records, state) saved by an interrupted run of the same generation job, else ([], None).
+
+    The partial is a JSONL file, rewritten atomically after every round: a header
+    ``{"fingerprint", "state"}`` and then the questions so far. A corrupt partial is an error
+    naming the file (io.read_jsonl), never half used."""
+    if not partial.exists():
+        return [], None
+    lines = io.read_jsonl(partial)
+    if lines and "fingerprint" not in lines[0] and all("qid" in r for r in lines):
+        log.warning("%s: a partial of an older version (questions only): continuing from it, counts restart", partial)
+        return lines, None
+    if not lines or "fingerprint" not in lines[0]:
+        raise DataFileError(f"{partial}: not a question-generation checkpoint (no header line); delete it to start over")
+    if lines[0]["fingerprint"] != fingerprint:
+        log.warning("%s belongs to another generation job (model or settings changed): starting over", partial)
+        return [], None
+    return lines[1:], lines[0]["state"]
+
+
 def generate_topic_questions(model: Mapping, topic: int, wvs_questions: str, settings: Mapping, out_path: str, stats_path: str) -> None:
-    """Self-instruct generation for one topic; resumable through ``<out>.partial``."""
+    """Self-instruct generation for one topic; resumable through ``<out>.partial``: a killed job
+    continues where it stopped and ends with the questions and counts of an uninterrupted one."""
     partial = Path(f"{out_path}.partial")
-    existing = io.read_jsonl(partial) if partial.exists() else []
-    if existing:
-        log.info("resuming topic %d from %d questions in %s", topic, len(existing), partial)
+    fingerprint = _generation_fingerprint(model, topic, settings)
+    existing, state = _read_generation_partial(partial, fingerprint)
+    if existing or state:
+        log.info("resuming topic %d from %d questions in %s (%s)", topic, len(existing), partial, state)
 
     def checkpoint(records, stats):
-        io.write_jsonl(partial, records)
+        io.write_jsonl(partial, [{"fingerprint": fingerprint, "state": stats.state()}, *records])
         log.info("topic %d: %d/%d questions (attempts %d, unparseable %d)", topic, len(records),
                  settings["per_topic"], stats.attempts, stats.invalid)
 
     generate = generation_function(model, settings)
-    records, stats = questions.generate_topic(
-        generate,
-        topic,
-        load_items(wvs_questions),
-        settings["per_topic"],
-        seed=settings["seed"],
-        batch_size=settings["batch_size"],
-        max_attempts=int(settings["max_attempts_factor"] * settings["per_topic"]),
-        existing=existing,
-        on_round=checkpoint,
-    )
+    try:
+        records, stats = questions.generate_topic(
+            generate,
+            topic,
+            load_items(wvs_questions),
+            settings["per_topic"],
+            seed=settings["seed"],
+            batch_size=settings["batch_size"],
+            max_attempts=int(settings["max_attempts_factor"] * settings["per_topic"]),
+            existing=existing,
+            on_round=checkpoint,
+            state=state,
+        )
+    except questions.GenerationExhausted as e:
+        raise questions.GenerationExhausted(
+            f"{e} (config: questions.max_attempts_factor={settings['max_attempts_factor']} x "
+            f"questions.per_topic={settings['per_topic']}); the {len(e.records)} questions so far are kept in "
+            f"{partial}: a rerun with a larger bound continues from them",
+            e.records, e.stats,
+        ) from None
     io.write_json(stats_path, stats.as_dict())
     io.write_jsonl(out_path, records)
     partial.unlink(missing_ok=True)
@@ -312,19 +361,23 @@ def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> N
 
 def aggregate_alignment(table_paths, matrix_paths, topic_paths, outputs) -> None:
     """Mean over evaluation runs; ``run_sd`` is the spread between runs, ``n_runs`` how many."""
-    table = pd.concat([io.read_csv(p) for p in table_paths], ignore_index=True)
     keys = ["model", "variant", "method", "country", "metric"]
+    numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "run"]
+    table = pd.concat([io.read_csv(p, required=keys, numeric=numbers) for p in table_paths], ignore_index=True)
     summary = table.groupby(keys, sort=False, dropna=False).agg(
         value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
         n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
         run_sd=("value", "std"),
     ).reset_index()
     io.write_csv(outputs.table, summary)
-    mats = pd.concat([io.read_csv(p) for p in matrix_paths], ignore_index=True)
+    mats = pd.concat([io.read_csv(p, required=["variant", "kind", "method", "row", "col"], numeric=["value", "run"])
+                      for p in matrix_paths], ignore_index=True)
     mats["method"] = mats["method"].fillna("")
     mean = mats.groupby(["variant", "kind", "method", "row", "col"], sort=False)["value"].mean().reset_index()
     io.write_csv(outputs.matrices, mean)
-    topics = pd.concat([io.read_csv(p) for p in topic_paths], ignore_index=True)
+    topics = pd.concat([io.read_csv(p, required=keys + ["topic", "topic_name"],
+                                    numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
+                       ignore_index=True)
     by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
         value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
     ).reset_index()

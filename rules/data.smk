@@ -1,3 +1,11 @@
+from culturespa.fetch import verify_materialised
+
+
+onstart:
+    # A data file changed after it was fetched and verified must not reach a rule (main process, before any job).
+    verify_materialised(culturespa_file(""), CHECKSUMS)
+
+
 rule get_culturespa_file:
     output:
         "resources/culturespa/{relpath}",
