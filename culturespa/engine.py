@@ -29,6 +29,10 @@ tokens by default) and parses it with ``parsing.parse_paper``; an unparsable rep
 Speed: prompts are sorted by token length and cut into batches (default 16), the token prefix
 shared by every prompt of a job (chat-template start and system prompt) is run once and its
 KV cache reused by every batch, and only the logits of the answer positions are computed.
+On CPU, Llama-architecture models (Llama, Mistral, Qwen2) run the logprob pass through
+``_PackedDecoder`` (``forward="auto"``; "hf" forces the model's own forward): the batch's tokens
+are packed without padding for the linear layers and element-wise ops, with fused q/k/v and
+gate/up weights; results differ from the model's own forward by rounding only.
 
 ``answer_to_file`` makes a job resumable: batches are fixed from the full prompt list, each
 finished batch is appended to ``<out>.partial`` (fsync'ed), a restart skips the finished batches,
@@ -126,15 +130,17 @@ class _Job:
     batches: list[list[int]]  # indices into prompts, fixed before anything is skipped
     prefix_len: int
     labels: list[list[tuple[int, ...]]] | None = None  # per prompt, per option: label token ids
-    prefix_kv: list | None = None
+    prefix_kv: tuple | None = None  # (the backend that computed it, per layer (keys, values))
+    decoder: object | None = None  # the packed decoder this job uses (checked once per job)
 
 
 class Engine:
     """A model and its tokenizer, answering prompts in batches.
 
     ``choice``: "sample" (temperature ``choice_temperature`` over the option distribution) or
-    "argmax". ``temperature``/``top_p``/``top_k``/``max_new_tokens``: generate-mode sampling
-    (``top_k`` None keeps the library default, as the paper's scripts did).
+    "argmax". ``forward`` (logprob mode): "auto" (packed decoder on CPU where supported, else the
+    model's own forward), "hf" or "packed". ``temperature``/``top_p``/``top_k``/``max_new_tokens``:
+    generate-mode sampling (``top_k`` None keeps the library default, as the paper's scripts did).
     """
 
     def __init__(
@@ -152,6 +158,7 @@ class Engine:
         top_k: int | None = None,
         max_new_tokens: int = 256,
         attention: str = "auto",
+        forward: str = "auto",
         name: str | None = None,
     ):
         if batch_size < 1:
@@ -172,6 +179,12 @@ class Engine:
         if attention not in ("auto", "eager", "sdpa", "model"):
             raise ConfigError(f"attention: {attention!r} is not one of auto, eager, sdpa, model")
         self.attention = attention
+        if forward not in ("auto", "hf", "packed"):
+            raise ConfigError(f"forward: {forward!r} is not one of auto, hf, packed")
+        if forward == "packed" and not _PackedDecoder.supports(model):
+            raise ConfigError("forward: 'packed' needs an unquantised Llama, Mistral or Qwen2 decoder")
+        self.forward_impl = forward
+        self._packed: _PackedDecoder | None = None
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
         self._digit_mask = None
         self._label_cache: dict[tuple[str, str], tuple[int, ...]] = {}
@@ -209,7 +222,28 @@ class Engine:
             "top_k": self.top_k,
             "max_new_tokens": self.max_new_tokens,
             "attention": self.attention,
+            "forward": self._forward_kind(),
         }
+
+    def _forward_kind(self) -> str:
+        """The logprob pass: "packed" (``_PackedDecoder``) or "hf" (the model's own forward).
+        "auto": packed on CPU for a supported model with eager-style attention whose fused weight
+        copy stays under 2 GiB, else hf (on a GPU the model's SDPA forward is the fast one)."""
+        if self.forward_impl != "auto":
+            return self.forward_impl
+        if self.device.type == "cpu" and self.attention in ("auto", "eager") and _PackedDecoder.supports(self.model):
+            if _PackedDecoder.copy_bytes(self.model) <= 2 * 2**30:
+                return "packed"
+        return "hf"
+
+    def _packed_decoder(self, job: _Job) -> "_PackedDecoder":
+        """The packed decoder, rebuilt when the model's parameters changed since it was built
+        (checked once per job)."""
+        if job.decoder is None:
+            if self._packed is None or self._packed.stale():
+                self._packed = _PackedDecoder(self.model)
+            job.decoder = self._packed
+        return job.decoder
 
     def _logprob_attention(self) -> str:
         """Attention implementation for the tree-masked logprob pass. "auto": eager on CPU (for
@@ -298,28 +332,37 @@ class Engine:
 
     # --- logprob mode ------------------------------------------------------------------------
 
-    def _prefix_kv(self, job: _Job):
+    def _prefix_kv(self, job: _Job, kind: str):
+        """The shared prefix's keys and values per layer, computed once per job (by the backend
+        that reads them)."""
         import torch
 
         if job.prefix_len == 0:
             return None
-        if job.prefix_kv is None:
-            ids = torch.tensor([job.ids[0][: job.prefix_len]], device=self.device)
+        owner = self._packed_decoder(job) if kind == "packed" else kind
+        if job.prefix_kv is None or job.prefix_kv[0] is not owner:
+            P = job.prefix_len
+            ids = torch.tensor(job.ids[0][:P], device=self.device)
             with torch.inference_mode():
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            cache = out.cache if hasattr(out, "cache") else out.past_key_values
-            job.prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return job.prefix_kv
+                if kind == "packed":
+                    causal = torch.tril(torch.ones(P, P, dtype=torch.bool, device=self.device))
+                    bias = _additive_mask(causal[None], self.model.dtype)
+                    _, kv = owner.forward(ids, torch.arange(P, device=self.device), None, 1, P, bias,
+                                          keep=ids.new_tensor([P - 1]), want_kv=True)
+                    kv = [(k[None], v[None]) for k, v in kv]
+                else:
+                    out = self.model(input_ids=ids[None], use_cache=True, logits_to_keep=1)
+                    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+                    kv = [(layer.keys, layer.values) for layer in cache.layers]
+            job.prefix_kv = (owner, kv)
+        return job.prefix_kv[1]
 
     def _batch_option_logprobs(self, job: _Job, batch: list[int]) -> list[tuple[list[float], float]]:
         """(probs, option_mass) for the prompts of one batch, from one forward pass."""
         import torch
-        from transformers import DynamicCache
 
         self._prepare_labels(job)
-        P = job.prefix_len
-        B = len(batch)
-        suffixes = [job.ids[i][P:] for i in batch]
+        suffixes = [job.ids[i][job.prefix_len :] for i in batch]
         # the label trie of each prompt: node = token path; slot order = insertion order
         tries = []
         for i in batch:
@@ -328,6 +371,97 @@ class Engine:
                 for d in range(1, len(lab) + 1):
                     nodes.setdefault(lab[:d], len(nodes))
             tries.append(nodes)
+        kind = self._forward_kind()
+        with torch.inference_mode():
+            if kind == "packed":
+                logits, row0 = self._packed_logits(job, suffixes, tries)
+            else:
+                logits, row0 = self._hf_logits(job, suffixes, tries)
+            # log P(token) = logit - logsumexp(all); log D = logsumexp(digit logits) - logsumexp(all)
+            lse = torch.logsumexp(logits, dim=-1)
+            digit_lse = torch.logsumexp(logits[:, self.digit_mask()], dim=-1) - lse
+            # gather the few conditionals the labels need: (row, token); row = row0 + 0 for the
+            # answer position, row0 + 1 + j after trie node j
+            want_row, want_tok = [], []
+            for r, i in enumerate(batch):
+                nodes = tries[r]
+                for lab in job.labels[i]:
+                    for d in range(len(lab)):
+                        want_row.append(row0[r] + (0 if d == 0 else 1 + nodes[lab[:d]]))
+                        want_tok.append(lab[d])
+            rows = torch.tensor(want_row, device=logits.device)
+            picked = logits[rows, torch.tensor(want_tok, device=logits.device)] - lse[rows]
+            picked = picked.double().cpu().numpy()
+            digit = digit_lse.double().cpu().numpy()
+        results = []
+        n = 0
+        for r, i in enumerate(batch):
+            nodes = tries[r]
+            scores = []
+            for lab in job.labels[i]:
+                s = float(picked[n : n + len(lab)].sum())  # log P(label tokens)
+                n += len(lab)
+                s += _log1mexp(digit[row0[r] + 1 + nodes[lab]])  # ... then a non-digit (or the end)
+                scores.append(s)
+            scores = np.array(scores, dtype=np.float64)
+            top = scores.max()
+            if not np.isfinite(top):
+                results.append(([1.0 / len(scores)] * len(scores), 0.0))
+                continue
+            w = np.exp(scores - top)
+            mass = float(np.exp(top) * w.sum())
+            results.append(((w / w.sum()).tolist(), min(mass, 1.0)))
+        return results
+
+    def _packed_logits(self, job: _Job, suffixes, tries):
+        """fp32 logits [rows, vocab] from ``_PackedDecoder``: per prompt, its answer position then
+        one row per trie node; and the first row of each prompt."""
+        import torch
+
+        dec = self._packed_decoder(job)
+        P = job.prefix_len
+        B = len(suffixes)
+        sizes = [len(s) + len(t) for s, t in zip(suffixes, tries)]
+        T = max(sizes)
+        ids, pos, pad_idx, keep, row0 = [], [], [], [], []
+        allowed = torch.zeros((B, T, P + T), dtype=torch.bool)
+        allowed[:, :, :P] = True  # everyone sees the shared prefix
+        diag = torch.arange(T)
+        allowed[:, diag, P + diag] = True  # and itself (keeps padding rows finite)
+        causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        offset = 0
+        for r, (suf, nodes) in enumerate(zip(suffixes, tries)):
+            L = len(suf)
+            ids.extend(suf)
+            pos.extend(range(P, P + L))
+            allowed[r, :L, P : P + L] = causal[:L, :L]
+            allowed[r, L : L + len(nodes), P : P + L] = True  # trie slots see the whole prompt
+            for path, j in nodes.items():
+                ids.append(path[-1])
+                pos.append(P + L + len(path) - 1)
+                for d in range(1, len(path)):  # and their ancestors in the trie
+                    allowed[r, L + j, P + L + nodes[path[:d]]] = True
+            pad_idx.extend(range(r * T, r * T + sizes[r]))
+            row0.append(len(keep))
+            keep.extend(range(offset + L - 1, offset + sizes[r]))
+            offset += sizes[r]
+        dev = self.device
+        bias = _additive_mask(allowed, self.model.dtype).to(dev)
+        as_t = lambda x: torch.tensor(x, dtype=torch.long, device=dev)  # noqa: E731
+        hidden = dec.forward(as_t(ids), as_t(pos), as_t(pad_idx), B, T, bias,
+                             prefix=self._prefix_kv(job, "packed"), keep=as_t(keep))
+        logits = torch.nn.functional.linear(hidden, dec.lm_head.weight, dec.lm_head.bias).float()
+        return logits, row0
+
+    def _hf_logits(self, job: _Job, suffixes, tries):
+        """fp32 logits [B * (M+1), vocab] from the model's own forward (any architecture with
+        eager or SDPA attention): padded batch, 4-D tree mask, prefix KV cache; and the first
+        row of each prompt."""
+        import torch
+        from transformers import DynamicCache
+
+        P = job.prefix_len
+        B = len(suffixes)
         Lmax = max(len(s) for s in suffixes)
         M = max(len(t) for t in tries)
         Q = Lmax + M
@@ -354,14 +488,14 @@ class Engine:
                     allowed[r, s, P + Lmax + nodes[path[:d]]] = True
         impl = self._logprob_attention()
         mask = self._mask_for_attention(allowed, impl).to(self.device)
-        kv = self._prefix_kv(job)
+        kv = self._prefix_kv(job, "hf")
         cache = None
         if kv is not None:
             cache = DynamicCache(
                 ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv],
                 config=self.model.config,
             )
-        with torch.inference_mode(), _attention_implementation(self.model, impl):
+        with _attention_implementation(self.model, impl):
             out = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask,
@@ -370,51 +504,16 @@ class Engine:
                 use_cache=cache is not None,
                 logits_to_keep=M + 1,
             )
-            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [B, M+1, V]: answer position, then slots
-            digit_lse = torch.logsumexp(logp[:, :, self.digit_mask()], dim=-1)  # log D at each position
-        # gather the few conditionals the labels need: (row, position, token)
-        want_r, want_pos, want_tok = [], [], []
-        for r, i in enumerate(batch):
-            nodes = tries[r]
-            for lab in job.labels[i]:
-                for d in range(len(lab)):  # position 0 = after the prompt; 1 + j = after trie node j
-                    want_r.append(r)
-                    want_pos.append(0 if d == 0 else 1 + nodes[lab[:d]])
-                    want_tok.append(lab[d])
-        idx = [torch.tensor(x, device=logp.device) for x in (want_r, want_pos, want_tok)]
-        picked = logp[idx[0], idx[1], idx[2]]
-        picked = picked.double().cpu().numpy()
-        digit = digit_lse.double().cpu().numpy()
-        results = []
-        n = 0
-        for r, i in enumerate(batch):
-            nodes = tries[r]
-            scores = []
-            for lab in job.labels[i]:
-                s = float(picked[n : n + len(lab)].sum())  # log P(label tokens)
-                n += len(lab)
-                s += _log1mexp(digit[r, 1 + nodes[lab]])  # ... then a non-digit (or the end)
-                scores.append(s)
-            scores = np.array(scores, dtype=np.float64)
-            top = scores.max()
-            if not np.isfinite(top):
-                results.append(([1.0 / len(scores)] * len(scores), 0.0))
-                continue
-            w = np.exp(scores - top)
-            mass = float(np.exp(top) * w.sum())
-            results.append(((w / w.sum()).tolist(), min(mass, 1.0)))
-        return results
+        logits = out.logits.float()  # [B, M+1, V]: answer position, then slots
+        return logits.reshape(B * (M + 1), -1), [r * (M + 1) for r in range(B)]
 
     def _mask_for_attention(self, allowed, impl: str):
         """[B, Q, K] booleans -> the 4-D mask the attention implementation expects."""
-        import torch
-
         mask = allowed[:, None, :, :]
         if impl == "sdpa":
             return mask
         if impl == "eager":
-            dtype = self.model.dtype
-            return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+            return _additive_mask(mask, self.model.dtype)
         raise ConfigError(
             f"logprob mode needs attn_implementation 'sdpa' or 'eager' (tree attention mask); "
             f"the model uses {impl!r}"
@@ -560,11 +659,7 @@ def _read_partial(path: Path, fingerprint: str) -> dict[int, list[dict]]:
     done = {int(rec["batch"]): rec["records"] for rec in good[1:]}
     if dropped:
         log.warning("%s: dropped a truncated last line; that batch is redone", path)
-        with open(path, "w") as fh:
-            for rec in good:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_jsonl(path, good)  # atomically: a kill now must not lose the good lines
     return done
 
 
@@ -675,3 +770,233 @@ def _log1mexp(x: float) -> float:
     if x >= 0:
         return -math.inf
     return math.log(-math.expm1(x)) if x > -0.693 else math.log1p(-math.exp(x))
+
+
+# --- a lean forward pass for the logprob mode on CPU -------------------------------------------
+
+
+class _PackedDecoder:
+    """The logprob pass of a Llama-architecture decoder (Llama, Mistral, Qwen2: pre-norm RMSNorm,
+    rotary positions, grouped-query attention, SiLU-gated MLP) without padding waste.
+
+    The prompts of a batch (their own tokens plus their label-trie slots) are packed into one
+    token sequence for every linear layer and element-wise op; only attention sees them as a
+    padded [batch, longest] block, under the tree mask, against the shared prefix's keys and
+    values (computed once per job). Grouped-query heads are grouped, not repeated. Weights are the
+    model's own, with the q/k/v and gate/up projections concatenated into one matrix each, the
+    RMSNorm weights and the attention's 1/sqrt(d) folded into the projections they feed, and in
+    bf16 on CPU laid out once for oneDNN (a one-time copy of the decoder layers' weights; rebuilt
+    if the model's parameters change, checked once per job). The last layer runs its output
+    projection and MLP only on the rows whose next-token distribution is read, and the output layer
+    only on those rows.
+
+    Numerically it is the model's own computation (eager attention, RMSNorm and softmax in fp32);
+    results differ from the Hugging Face forward by rounding only.
+    """
+
+    def __init__(self, model):
+        import torch
+
+        self.model = model
+        cfg = model.config
+        inner = model.model
+        self.rotary = inner.rotary_emb
+        self.embed = inner.embed_tokens
+        self.final_norm_w = inner.norm.weight
+        self.final_eps = _rms_eps(inner.norm)
+        self.lm_head = model.get_output_embeddings()
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.dtype = model.dtype
+        self.layers = []
+        with torch.no_grad():
+            for layer in inner.layers:
+                att, mlp = layer.self_attn, layer.mlp
+                w_in = layer.input_layernorm.weight
+                w_post = layer.post_attention_layernorm.weight
+                scaling = float(getattr(att, "scaling", self.head_dim**-0.5))
+                # the attention's 1/sqrt(d) goes into the query rows (rotary positions are linear)
+                qkv = torch.cat([att.q_proj.weight * scaling, att.k_proj.weight, att.v_proj.weight]) * w_in
+                qkv_b = None
+                if att.q_proj.bias is not None:
+                    qkv_b = torch.cat([att.q_proj.bias * scaling, att.k_proj.bias, att.v_proj.bias])
+                gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * w_post
+                self.layers.append(
+                    dict(
+                        qkv=qkv.contiguous(), qkv_b=qkv_b, o=att.o_proj.weight, o_b=att.o_proj.bias,
+                        gate_up=gate_up.contiguous(), down=mlp.down_proj.weight,
+                        eps_in=_rms_eps(layer.input_layernorm), eps_post=_rms_eps(layer.post_attention_layernorm),
+                    )
+                )
+        self.prepacked = self._prepack()
+        self.version = _param_version(model)
+
+    def _prepack(self) -> bool:
+        """bf16 on CPU: the linear weights reordered once into oneDNN's blocked layout (what
+        ``torch.compile`` does when freezing), instead of F.linear re-packing them on every call:
+        ~4 % faster, bit-identical outputs. Falls back to F.linear if the private ops are missing
+        or disagree."""
+        import torch
+        import torch.nn.functional as F
+
+        if self.dtype != torch.bfloat16 or self.final_norm_w.device.type != "cpu":
+            return False
+        try:
+            ops = torch.ops.mkldnn
+            packed = [{k: ops._reorder_linear_weight(L[k], 512) for k in _LINEARS} for L in self.layers]
+            L0, probe = self.layers[0], torch.randn(8, self.layers[0]["qkv"].shape[1], dtype=self.dtype)
+            got = ops._linear_pointwise(probe, packed[0]["qkv"], L0["qkv_b"], "none", [], "")
+            if not torch.equal(got, F.linear(probe, L0["qkv"], L0["qkv_b"])):
+                return False
+        except (AttributeError, RuntimeError):
+            return False
+        for L, pk in zip(self.layers, packed):
+            for k in _LINEARS:
+                L[k] = pk[k]
+        return True
+
+    @staticmethod
+    def supports(model) -> bool:
+        """Only plain (unquantised, unadapted) Llama-shaped decoders; anything else keeps the
+        Hugging Face forward."""
+        import torch
+
+        cfg = getattr(model, "config", None)
+        if getattr(cfg, "model_type", None) not in ("llama", "mistral", "qwen2"):
+            return False
+        if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "use_sliding_window", False):
+            return False
+        inner = getattr(model, "model", None)
+        try:
+            layers = list(inner.layers)
+            names = ("q_proj", "k_proj", "v_proj", "o_proj")
+            for layer in layers:
+                linears = [getattr(layer.self_attn, n) for n in names]
+                linears += [getattr(layer.mlp, n) for n in ("gate_proj", "up_proj", "down_proj")]
+                if any(type(m) is not torch.nn.Linear for m in linears):
+                    return False
+                if any(m.weight.dtype != model.dtype for m in linears):
+                    return False
+                if type(layer.mlp).__name__ not in ("LlamaMLP", "MistralMLP", "Qwen2MLP"):
+                    return False
+                for norm in (layer.input_layernorm, layer.post_attention_layernorm):
+                    if type(norm).__name__ not in ("LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"):
+                        return False
+            return bool(layers) and type(inner.norm).__name__.endswith("RMSNorm") and inner.rotary_emb is not None
+        except AttributeError:
+            return False
+
+    @staticmethod
+    def copy_bytes(model) -> int:
+        """Bytes of the (fused, possibly re-laid-out) decoder-layer weights kept beside the model's."""
+        total = 0
+        for layer in model.model.layers:
+            for m in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+                      layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj):
+                total += m.weight.numel() * m.weight.element_size()
+        return total
+
+    def stale(self) -> bool:
+        return _param_version(self.model) != self.version
+
+    def _rope(self, positions):
+        cos, sin = self.rotary(self.final_norm_w.new_empty(0), positions[None])  # [1, N, d], model dtype
+        h = self.head_dim // 2
+        cos, sin = cos[0, :, None, :], sin[0, :, None, :]
+        return cos[..., :h], cos[..., h:], sin[..., :h], sin[..., h:]
+
+    def forward(self, ids, positions, pad_idx, B: int, T: int, bias, prefix=None, keep=None, want_kv=False):
+        """Hidden states after the final norm at rows ``keep`` (all rows if None) of the packed
+        sequence ``ids`` ([N] token ids, ``positions`` [N]); row n sits at ``pad_idx[n]`` of the
+        [B*T] attention block, whose additive mask is ``bias`` [B, T, P+T] (P: prefix length).
+        ``prefix``: per layer (keys, values) [n_kv, P, d]. With ``want_kv`` also returns the
+        keys and values of this sequence per layer (for a prefix: B=1, no padding)."""
+        import torch
+        import torch.nn.functional as F
+
+        N = ids.shape[0]
+        H, G, d = self.n_heads, self.n_kv, self.head_dim
+        R = H // G
+        QK = (H + G) * d
+        if self.prepacked:
+            pointwise = torch.ops.mkldnn._linear_pointwise
+            lin = lambda x, w, b=None: pointwise(x, w, b, "none", [], "")  # noqa: E731
+        else:
+            lin = F.linear
+        c1, c2, s1, s2 = self._rope(positions)
+        x = self.embed(ids)
+        padded = N != B * T
+        if padded:
+            free = torch.ones(B * T, dtype=torch.bool, device=ids.device)
+            free[pad_idx] = False
+            gaps = free.nonzero()[:, 0]
+        bias = bias[:, None, None]  # [B, 1, 1, T, P+T]
+        kvs = []
+        last = len(self.layers) - 1
+        for li, L in enumerate(self.layers):
+            h = _rms(x, L["eps_in"])
+            qkv = lin(h, L["qkv"], L["qkv_b"])  # [N, (H+2G)d]
+            qk = qkv[:, :QK].view(N, H + G, d)
+            x1, x2 = qk[..., : d // 2], qk[..., d // 2 :]
+            t1, t2 = x1 * s2, x2 * s1
+            x1.mul_(c1).sub_(t2)
+            x2.mul_(c2).add_(t1)
+            if padded:  # padding rows must be finite (they are masked, and 0 * NaN is NaN)
+                buf = qkv.new_empty(B * T, qkv.shape[1])
+                buf.index_fill_(0, gaps, 0)
+                buf.index_copy_(0, pad_idx, qkv)
+            else:
+                buf = qkv
+            buf = buf.view(B, T, H + 2 * G, d)
+            q = buf[:, :, :H].view(B, T, G, R, d).permute(0, 2, 3, 1, 4).reshape(B, G, R * T, d)
+            k = buf[:, :, H : H + G].transpose(1, 2)
+            v = buf[:, :, H + G :].transpose(1, 2)
+            if want_kv:
+                kvs.append((k[0].contiguous(), v[0].contiguous()))
+            if prefix is not None:
+                pk, pv = prefix[li]
+                k = torch.cat([pk.expand(B, -1, -1, -1), k], dim=2)
+                v = torch.cat([pv.expand(B, -1, -1, -1), v], dim=2)
+            scores = torch.matmul(q, k.transpose(-1, -2))  # [B, G, R*T, P+T], q pre-scaled
+            scores = scores.view(B, G, R, T, -1) + bias
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype).view(B, G, R * T, -1)
+            att = torch.matmul(probs, v).view(B, G, R, T, d).permute(0, 3, 1, 2, 4).reshape(B * T, H * d)
+            if padded:
+                att = att.index_select(0, pad_idx)
+            if li == last and keep is not None:
+                att, x = att.index_select(0, keep), x.index_select(0, keep)
+            x = x + lin(att, L["o"], L["o_b"])
+            h = _rms(x, L["eps_post"])
+            gu = lin(h, L["gate_up"])
+            g, u = gu.chunk(2, dim=-1)
+            a = F.silu(g)
+            a.mul_(u)
+            x = x + lin(a, L["down"])
+        out = _rms(x, self.final_eps) * self.final_norm_w
+        return (out, kvs) if want_kv else out
+
+
+_LINEARS = ("qkv", "o", "gate_up", "down")
+
+
+def _rms(x, eps: float):
+    """RMSNorm without its weight (folded into the next projection): in fp32, like the model's."""
+    import torch.nn.functional as F
+
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _rms_eps(norm) -> float:
+    return float(getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6))
+
+
+def _param_version(model) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def _additive_mask(allowed, dtype):
+    """Booleans -> 0 where allowed, the dtype's most negative value elsewhere (eager attention)."""
+    import torch
+
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)

@@ -286,3 +286,71 @@ def test_chat_text(loaded):
     assert prompt.endswith("<|im_start|>assistant\n")
     example = chat_text(tok, "S", "U", "3")
     assert example.startswith(prompt) and example.rstrip().endswith("3<|im_end|>")
+
+
+# --- the packed logprob pass (CPU default) against the model's own forward -------------------
+
+
+def _assert_same_answers(a, b, atol=1e-5, rel=1e-4):
+    for (pa, ma), (pb, mb) in zip(a, b):
+        assert np.allclose(pa, pb, atol=atol) and ma == pytest.approx(mb, rel=rel)
+
+
+@pytest.mark.slow
+def test_packed_forward_matches_model_forward(loaded):
+    model, tok = loaded
+    assert Engine(model, tok).settings()["forward"] == "packed"  # the CPU default for SmolLM2
+    for kw in ({"batch_size": 3}, {"batch_size": 7, "prefix_cache": False}):
+        hf = Engine(model, tok, forward="hf", **kw).option_probabilities(PROMPTS)
+        packed = Engine(model, tok, forward="packed", **kw).option_probabilities(PROMPTS)
+        _assert_same_answers(packed, hf)
+
+
+def _tiny(kind: str, vocab: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, head_dim=16, initializer_range=0.3, pad_token_id=2,
+                  attn_implementation="sdpa")
+    if kind == "qwen2":  # biases on q/k/v, 2 query heads per key/value head
+        return Qwen2ForCausalLM(Qwen2Config(num_key_value_heads=2, **common)).eval()
+    # Llama 3-style rope scaling, one key/value head for all query heads, untied output layer
+    rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    return LlamaForCausalLM(LlamaConfig(num_key_value_heads=1, rope_parameters=rope, tie_word_embeddings=False,
+                                        **common)).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["llama3", "qwen2"])
+def test_packed_forward_other_decoders(loaded, kind):
+    _, tok = loaded
+    model = _tiny(kind, len(tok))
+    hf = Engine(model, tok, batch_size=4, forward="hf").option_probabilities(PROMPTS)
+    engine = Engine(model, tok, batch_size=4)
+    assert engine.settings()["forward"] == "packed"
+    _assert_same_answers(engine.option_probabilities(PROMPTS), hf)
+    import torch
+
+    with torch.no_grad():  # weights changed in place after the engine's first use: it notices
+        model.model.layers[1].mlp.down_proj.weight.mul_(3.0)
+    hf2 = Engine(model, tok, batch_size=4, forward="hf").option_probabilities(PROMPTS)
+    assert not np.allclose(hf2[0][0], hf[0][0], atol=1e-4)
+    _assert_same_answers(engine.option_probabilities(PROMPTS), hf2)
+
+
+@pytest.mark.slow
+def test_packed_forward_bf16(loaded):
+    """bf16 on CPU: the prepacked (oneDNN blocked-layout) weights give the answers of the model's own
+    bf16 forward, up to bf16 rounding."""
+    import torch
+
+    _, tok = loaded
+    model = _tiny("llama3", len(tok)).to(torch.bfloat16)
+    hf = Engine(model, tok, batch_size=4, forward="hf").option_probabilities(PROMPTS)
+    engine = Engine(model, tok, batch_size=4, forward="packed")
+    packed = engine.option_probabilities(PROMPTS)
+    assert engine._packed is not None and engine._packed.dtype == torch.bfloat16
+    _assert_same_answers(packed, hf, atol=0.05, rel=0.1)
