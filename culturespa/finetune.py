@@ -543,7 +543,7 @@ def train_adapter(
         resumed_from = int(resume.name.rsplit("-", 1)[-1])
         log.info("resuming from %s (step %d)", resume, resumed_from)
     train_started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     train_seconds = time.perf_counter() - train_started
 
     curve = loss_frame(trainer.state.log_history)
