@@ -351,20 +351,28 @@ def _matrix_panels(panels, vmin=None, vmax=None, size: float = 2.2, diagonal: bo
     return fig, axes, notes
 
 
+def _model_panel(res: Results, matrices: pd.DataFrame, kind: str, title: str, variant: str, method: str, subtitle):
+    """(title with ``subtitle(variant, method, frame)`` as its second line, matrix, reason) for
+    ``_matrix_panels``; the matrix is None, with the reason, where the variant or method was not run."""
+    why = res.why_not_run(variant, method)
+    frame = None if why else res.matrix(matrices, variant, kind, method)
+    if frame is None:
+        return title, None, why or "no matrix in the results"
+    return f"{title}\n{subtitle(variant, method, frame)}", frame, None
+
+
 def cross_cultural_matrices(res: Results, matrices: pd.DataFrame,
                             panels: Sequence[tuple[str, str, str]] = MATRIX_PANELS) -> plt.Figure:
     """Figure 5: country x country similarity of the WVS itself and of the model's answers given as
     each country, with each matrix's correlation with the WVS one."""
     from .scoring import CROSS_CORRELATION, PERSONA_VS_PERSONA, REFERENCE
 
+    def correlation(variant, method, frame):
+        r = res.cell(variant, method, AVG, CROSS_CORRELATION)
+        return f"r = {r.value:.2f}" if r.ok else f"r: {r.missing}"
+
     frames = [("WVS reference", res.matrix(matrices, BASE, REFERENCE), "no reference matrix in the results")]
-    for title, variant, method in panels:
-        why = res.why_not_run(variant, method)
-        frame = None if why else res.matrix(matrices, variant, PERSONA_VS_PERSONA, method)
-        if frame is not None:
-            r = res.cell(variant, method, AVG, CROSS_CORRELATION)
-            title = f"{title}\nr = {r.value:.2f}" if r.ok else f"{title}\nr: {r.missing}"
-        frames.append((title, frame, why or "no matrix in the results"))
+    frames += [_model_panel(res, matrices, PERSONA_VS_PERSONA, *panel, correlation) for panel in panels]
     fig, _, notes = _matrix_panels(frames, vmax=100.0, label="Similarity (alignment score)")
     fig.suptitle(f"{res.model}: cross-cultural alignment matrices (r: correlation with the WVS)", fontsize=9,
                  y=1.04)
@@ -377,17 +385,12 @@ def pluralism(res: Results, matrices: pd.DataFrame) -> plt.Figure:
     (columns). A pluralistic model is best on the diagonal; the title gives how often it is."""
     from .scoring import IDENTIFIED, PROMPTED_VS_SURVEY
 
+    def identified(variant, method, frame):
+        ident, n = res.cell(variant, method, AVG, IDENTIFIED), len(frame)
+        return f"own culture best for {round(ident.value * n)}/{n}" if ident.ok else f"identification: {ident.missing}"
+
     panels = [("Base model, P1", BASE, P1), ("CultureSPA, P1", CULTURESPA, P1)]
-    frames = []
-    for title, variant, method in panels:
-        why = res.why_not_run(variant, method)
-        frame = None if why else res.matrix(matrices, variant, PROMPTED_VS_SURVEY, method)
-        if frame is not None:
-            ident = res.cell(variant, method, AVG, IDENTIFIED)
-            n = len(frame)
-            title += (f"\nown culture best for {round(ident.value * n)}/{n}" if ident.ok
-                      else f"\nidentification: {ident.missing}")
-        frames.append((title, frame, why or "no matrix in the results"))
+    frames = [_model_panel(res, matrices, PROMPTED_VS_SURVEY, *panel, identified) for panel in panels]
     fig, axes, notes = _matrix_panels(frames, size=2.8, diagonal=True, label="Alignment score")
     for ax in axes:
         if ax.collections:
