@@ -16,6 +16,7 @@ from culturespa.engine import (
     chat_text,
     derive_seed,
     draw_choice,
+    needs_boundary,
     partial_path,
     sharpen,
     summarise,
@@ -68,6 +69,13 @@ def test_sharpen_and_draw():
     assert draw_choice([1, 2, 3], [0.5, 0.3, 0.2], 7, "x", 0.6) == draw_choice([1, 2, 3], [0.5, 0.3, 0.2], 7, "x", 0.6)
 
 
+def test_needs_boundary_only_for_labels_that_start_another():
+    assert needs_boundary(["1", "2", "3", "4"]) == [False] * 4
+    assert needs_boundary([str(n) for n in range(1, 11)]) == [True] + [False] * 9
+    assert needs_boundary(["0", "1", "2"]) == [False] * 3
+    assert needs_boundary(["1", "12", "123"]) == [True, True, False]
+
+
 def test_derive_seed_is_stable():
     assert derive_seed(42, "Q1") == derive_seed(42, "Q1") != derive_seed(42, "Q2")
     assert 0 <= derive_seed("a", 1, 2.5) < 2**63
@@ -89,8 +97,9 @@ def engine(loaded):
     return Engine(model, tok, batch_size=3, max_new_tokens=6, name="smollm2")
 
 
-def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label: str) -> float:
-    """P(label, then a non-digit) from a plain forward pass over prompt + label (no cache, no tree)."""
+def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label: str, boundary: bool) -> float:
+    """P(label's tokens), times P(then a non-digit) with ``boundary``, from a plain forward pass over
+    prompt + label (no cache, no tree)."""
     import torch
 
     text = chat_text(tok, prompt.system, prompt.user)
@@ -102,7 +111,7 @@ def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label:
         logp = torch.log_softmax(model(torch.tensor([full])).logits[0].double(), -1)
     s = sum(float(logp[len(base) - 1 + d, lab[d]]) for d in range(len(lab)))
     digit = float(torch.logsumexp(logp[-1, digit_mask], -1))
-    return math.exp(s) * (1 - math.exp(digit))
+    return math.exp(s) * (1 - math.exp(digit)) if boundary else math.exp(s)
 
 
 @pytest.mark.slow
@@ -126,10 +135,12 @@ def test_ten_is_two_tokens_and_one_excludes_ten(engine, loaded):
     (probs, mass), = engine.option_probabilities([p])
     raw = {n: q * mass for n, q in zip(p.options, probs)}
     digits = engine.digit_mask()
-    p10 = brute_force_label_probability(model, tok, digits, p, "10")
-    p1 = brute_force_label_probability(model, tok, digits, p, "1")
+    p10 = brute_force_label_probability(model, tok, digits, p, "10", boundary=False)
+    p1 = brute_force_label_probability(model, tok, digits, p, "1", boundary=True)  # "1" starts "10"
+    p2 = brute_force_label_probability(model, tok, digits, p, "2", boundary=False)
     assert raw[10] == pytest.approx(p10, rel=1e-3)
     assert raw[1] == pytest.approx(p1, rel=1e-3)
+    assert raw[2] == pytest.approx(p2, rel=1e-3)
     # "1" followed by anything: strictly more than "1" as a complete answer (it includes "10")
     import torch
 
@@ -148,8 +159,8 @@ def test_zero_based_item(engine, loaded):
     assert p.options == [0, 1, 2]
     (probs, mass), = engine.option_probabilities([p])
     assert len(probs) == 3 and sum(probs) == pytest.approx(1)
-    p0 = brute_force_label_probability(model, tok, engine.digit_mask(), p, "0")
-    assert probs[0] * mass == pytest.approx(p0, rel=1e-3)
+    p0 = brute_force_label_probability(model, tok, engine.digit_mask(), p, "0", boundary=False)
+    assert probs[0] * mass == pytest.approx(p0, rel=1e-3)  # the first reply token, as the spec reads it
 
 
 @pytest.mark.slow
