@@ -45,6 +45,7 @@ def load_engine(model: Mapping, settings: Mapping, model_object=None, tokenizer=
         temperature=settings.get("temperature", 0.6),
         top_p=settings.get("top_p", 0.9),
         max_new_tokens=settings.get("max_new_tokens", 256),
+        compile=settings.get("compile", "auto"),
         name=model["name"],
     )
     if model_object is not None:

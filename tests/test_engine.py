@@ -365,3 +365,72 @@ def test_packed_forward_bf16(loaded):
     packed = engine.option_probabilities(PROMPTS)
     assert engine._packed is not None and engine._packed.dtype == torch.bfloat16
     _assert_same_answers(packed, hf, atol=0.05, rel=0.1)
+
+
+# --- compiled kernels of the packed pass (torch.compile, inductor) -----------------------------
+
+
+@pytest.mark.slow
+def test_compiled_kernels_match_the_model(loaded, smollm2_path):
+    """The compiled element-wise kernels really run, and give the model's own answers: to rounding
+    in float32, and to bf16 rounding next to the eager kernels in bf16."""
+    import torch
+
+    from culturespa import packed
+    from culturespa.models import load
+
+    if packed.compiler_found() is None:
+        pytest.skip("no C++ compiler: the compiled kernels are off (the fallback is tested below)")
+    model, tok = loaded
+    hf = Engine(model, tok, batch_size=3, forward="hf").option_probabilities(PROMPTS)
+    engine = Engine(model, tok, batch_size=3, compile="always")
+    job = engine.prepare(PROMPTS)
+    out = engine.option_probabilities(PROMPTS)
+    assert engine._compiled(job) and packed.kernels_off_reason() is None
+    _assert_same_answers(out, hf)
+
+    model16, tok16 = load(smollm2_path, dtype="bfloat16", device="cpu")
+    eager = Engine(model16, tok16, batch_size=3, compile="never").option_probabilities(PROMPTS)
+    fused = Engine(model16, tok16, batch_size=3, compile="always").option_probabilities(PROMPTS)
+    assert model16.dtype == torch.bfloat16 and packed.kernels_off_reason() is None
+    _assert_same_answers(fused, eager, atol=0.05, rel=0.1)
+
+
+@pytest.mark.slow
+def test_compile_failure_falls_back_to_eager(loaded, monkeypatch, caplog):
+    """A compile error (no compiler, an inductor bug) is logged once and the pass goes on eagerly,
+    with the eager answers."""
+    from culturespa import packed
+
+    class Broken:
+        def norm(self, x, eps):
+            raise RuntimeError("simulated inductor failure")
+
+    monkeypatch.setattr(packed, "_KERNELS", Broken())
+    monkeypatch.setattr(packed, "_KERNELS_OFF", None)
+    model, tok = loaded
+    eager = Engine(model, tok, batch_size=3, compile="never").option_probabilities(PROMPTS)
+    with caplog.at_level(logging.WARNING, logger="culturespa.packed"):
+        out = Engine(model, tok, batch_size=3, compile="always").option_probabilities(PROMPTS)
+    _assert_same_answers(out, eager, atol=0, rel=0)
+    assert "simulated inductor failure" in packed.kernels_off_reason()
+    assert sum("compiled kernels off" in r.message for r in caplog.records) == 1
+    # later jobs in the process do not try again
+    assert not Engine(model, tok, compile="always")._compiled(Engine(model, tok).prepare(PROMPTS))
+
+
+def test_compile_auto_only_for_large_jobs(loaded, monkeypatch):
+    from culturespa import engine as engine_module
+    from culturespa import packed
+
+    monkeypatch.setattr(packed, "compiler_found", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(packed, "_KERNELS_OFF", None)
+    model, tok = loaded
+    auto = Engine(model, tok, compile="auto")
+    assert not auto._compiled(auto.prepare(PROMPTS))  # 7 prompts: compiling would not pay
+    monkeypatch.setattr(engine_module, "COMPILE_MIN_PROMPTS", 5)
+    assert auto._compiled(auto.prepare(PROMPTS))
+    assert not Engine(model, tok, compile="never")._compiled(auto.prepare(PROMPTS))
+    assert not Engine(model, tok, compile="always", forward="hf")._compiled(auto.prepare(PROMPTS))
+    with pytest.raises(Exception, match="compile"):
+        Engine(model, tok, compile="sometimes")
