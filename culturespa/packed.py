@@ -299,9 +299,7 @@ class PackedDecoder:
         part, fused = st["part"], st["fused"]
         G, R = self.n_kv, self.n_heads // self.n_kv
         qkv = self._linear()(fused.norm(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])
-        q, k, v = fused.attention_inputs(qkv, *st["rope"], part.pad_idx, prefix[0], prefix[1], part.bias, G, R)
-        probs = fused.masked_softmax(torch.bmm(q, k.transpose(1, 2)), part.bias, G, R)
-        return fused.attention_output(torch.bmm(probs, v), part.pad_idx, part.bias, G, R)
+        return fused.attention(qkv, *st["rope"], part.pad_idx, prefix[0], prefix[1], part.bias, G, R)
 
 
 @dataclass
@@ -391,6 +389,16 @@ def _attention_output(o, pad_idx, bias, G: int, R: int):
     return o.view(B, G, R, T, d).permute(0, 3, 1, 2, 4).reshape(B * T, G * R * d).index_select(0, pad_idx)
 
 
+def _attention(qkv, c1, c2, s1, s2, pad_idx, pk, pv, bias, G: int, R: int):
+    """Attention from the packed q/k/v projection to the packed output rows [N, H*d]: one compiled
+    region (the two batched matrix multiplies stay library calls inside it)."""
+    import torch
+
+    q, k, v = _attention_inputs(qkv, c1, c2, s1, s2, pad_idx, pk, pv, bias, G, R)
+    probs = _masked_softmax(torch.bmm(q, k.transpose(1, 2)), bias, G, R)
+    return _attention_output(torch.bmm(probs, v), pad_idx, bias, G, R)
+
+
 class _Kernels:
     """The compiled kernels. Row counts, batch and block sizes are marked dynamic, so one
     compilation serves every batch; inductor caches the result on disk for later processes."""
@@ -410,10 +418,7 @@ class _Kernels:
             return call
 
         self.norm = compiled(_norm, {0: (0,)})
-        self.attention_inputs = compiled(_attention_inputs, {0: (0,), 1: (0,), 2: (0,), 3: (0,), 4: (0,), 5: (0,),
-                                                             8: (0, 1, 2)})
-        self.masked_softmax = compiled(_masked_softmax, {0: (0, 1, 2), 1: (0, 1, 2)})
-        self.attention_output = compiled(_attention_output, {0: (0, 1), 1: (0,), 2: (0, 1, 2)})
+        self.attention = compiled(_attention, {0: (0,), 1: (0,), 2: (0,), 3: (0,), 4: (0,), 5: (0,), 8: (0, 1, 2)})
 
 
 _KERNELS: _Kernels | None = None
