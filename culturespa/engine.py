@@ -68,8 +68,8 @@ log = logging.getLogger(__name__)
 
 MODES = ("logprob", "generate")
 CHOICE_TEMPERATURE = 0.6  # the paper's sampling temperature, applied to the option distribution
-# compile="auto": below this many prompts, compiling (~10 s cold, a few s from the disk cache)
-# costs more than the ~15 % of the packed pass it saves (~3 ms per prompt for SmolLM2 on 2 cores)
+# compile="auto": below this many prompts, compiling (~11 s cold, a few s from the disk cache)
+# costs more than the 7-12 % of the packed pass it saves (~3 ms per prompt for SmolLM2 on 2 cores)
 COMPILE_MIN_PROMPTS = 2000
 _DIGITS = frozenset("0123456789")
 
@@ -150,8 +150,8 @@ class Engine:
     ``choice``: "sample" (temperature ``choice_temperature`` over the option distribution) or
     "argmax". ``forward`` (logprob mode): "auto" (packed decoder on CPU where supported, else the
     model's own forward), "hf" or "packed". ``compile`` (packed pass): "always" runs its
-    element-wise stretches as ``torch.compile`` kernels (~15 % faster on CPU; the first compilation
-    takes ~10 s, later processes load it from inductor's disk cache in a few), "never" keeps them
+    element-wise stretches as ``torch.compile`` kernels (7-12 % faster on CPU; the first compilation
+    takes ~11 s, later processes load it from inductor's disk cache in a few), "never" keeps them
     eager, "auto" compiles for jobs of at least ``COMPILE_MIN_PROMPTS`` prompts, where the saving
     outweighs the compilation. Without a C++ compiler, or after a compile error (logged), the
     pass runs eagerly. ``temperature``/``top_p``/``top_k``/``max_new_tokens``: generate-mode
