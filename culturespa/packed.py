@@ -73,6 +73,7 @@ class PackedDecoder:
                     )
                 )
         self.prepacked = self._prepack()
+        self.linear = self._linear()
         self.version = _param_version(model)
 
     def _prepack(self) -> bool:
@@ -213,6 +214,7 @@ class PackedDecoder:
         st["bias"] = part.bias[:, None, None].expand(B, G, H // G, T, K).reshape(B * G, H // G * T, K)
 
     def _linear(self):
+        """y = x W^T + b for this decoder's weights (oneDNN's call on prepacked ones)."""
         import torch
         import torch.nn.functional as F
 
@@ -247,7 +249,7 @@ class PackedDecoder:
             a = pointwise.binary(h, a, L["up"], None, "mul")
             x = pointwise.binary(a, x, L["down"], None, "add")
         else:
-            lin = self._linear()
+            lin = self.linear
             x = x + lin(att, L["o"], L["o_b"])
             h = norm(x, L["eps_post"])
             g, u = lin(h, L["gate_up"]).chunk(2, dim=-1)
@@ -266,7 +268,7 @@ class PackedDecoder:
         H, G, d = self.n_heads, self.n_kv, self.head_dim
         R = H // G
         c1, c2, s1, s2 = st["rope"]
-        qkv = self._linear()(_rms(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])  # [N, (H+2G)d]
+        qkv = self.linear(_rms(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])  # [N, (H+2G)d]
         qk = qkv[:, : (H + G) * d].view(N, H + G, d)
         x1, x2 = qk[..., : d // 2], qk[..., d // 2 :]
         t1, t2 = x1 * s2, x2 * s1
@@ -298,7 +300,7 @@ class PackedDecoder:
 
         part, fused = st["part"], st["fused"]
         G, R = self.n_kv, self.n_heads // self.n_kv
-        qkv = self._linear()(fused.norm(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])
+        qkv = self.linear(fused.norm(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])
         return fused.attention(qkv, *st["rope"], part.pad_idx, prefix[0], prefix[1], part.bias, G, R)
 
 
