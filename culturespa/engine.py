@@ -256,12 +256,18 @@ class Engine:
                 return "packed"
         return "hf"
 
+    def _job_forward(self, job: _Job) -> str:
+        """``_forward_kind`` for this job; it walks every layer, so once per job, not per batch."""
+        if job.forward is None:
+            job.forward = self._forward_kind()
+        return job.forward
+
     def _compiled(self, job: _Job) -> bool:
         """Whether this job's packed pass uses the compiled kernels (decided once per job, so that
         a job is computed one way throughout; part of a resumable job's fingerprint)."""
         if job.compiled is None:
             want = self.compile == "always" or (self.compile == "auto" and len(job.prompts) >= COMPILE_MIN_PROMPTS)
-            job.compiled = bool(want and self._forward_kind() == "packed" and kernels() is not None)
+            job.compiled = bool(want and self._job_forward(job) == "packed" and kernels() is not None)
             if want and not job.compiled and kernels_off_reason():
                 log.info("compiled kernels not used: %s", kernels_off_reason())
         return job.compiled
@@ -404,9 +410,7 @@ class Engine:
                 for d in range(1, len(lab) + bound):
                     nodes.setdefault(lab[:d], len(nodes))
             tries.append(nodes)
-        if job.forward is None:
-            job.forward = self._forward_kind()  # walks every layer: once per job, not per batch
-        kind = job.forward
+        kind = self._job_forward(job)
         with torch.inference_mode():
             if kind == "packed":
                 logits, row0 = self._packed_logits(job, suffixes, tries)

@@ -180,10 +180,7 @@ class PackedDecoder:
         ``prefix``: per layer (keys, values) [1, n_kv, P, d]. With ``want_kv`` also returns the keys
         and values of the (unpadded) part per layer, for a prefix. ``compiled``: the element-wise
         stretches run as compiled kernels (padded parts with a prefix; eager otherwise, and from
-        the first compile failure on, logged).
-
-        (Running several parts layer by layer, so that a layer's weights are reused from cache,
-        measured no faster on the 2-core CPU: the parts' activations evict the weights.)"""
+        the first compile failure on, logged)."""
         import torch
 
         st = self._start(part, kernels() if compiled and part.pad_idx is not None and prefix is not None else None)
