@@ -40,6 +40,7 @@ include: "rules/answers.smk"
 include: "rules/pairs.smk"
 include: "rules/sft.smk"
 include: "rules/evaluate.smk"
+include: "rules/mmlu.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
 

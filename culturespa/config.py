@@ -90,6 +90,11 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
     for key in ("sft", "mmlu"):
         for i, variant in enumerate((config.get(key) or {}).get("variants") or []):
             check_variant(variant, f"{key}.variants[{i}]")
+            if key == "mmlu" and not variant.startswith("joint-"):
+                raise ConfigError(
+                    f"config key 'mmlu.variants[{i}]': {variant} has one adapter per culture; MMLU compares one "
+                    "model with the base model: name a culture-joint variant"
+                )
     for i, name in enumerate(config.get("run_models", [])):
         gguf = config.get("models", {}).get(name, {}).get("gguf")
         if gguf and not (Path(workdir) / "resources" / "models" / name).is_dir():
@@ -102,10 +107,3 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
     mirror = config.get("data_mirror")
     if mirror and not (Path(workdir) / mirror).is_dir():
         raise ConfigError(f"config key 'data_mirror': directory {mirror!r} does not exist")
-
-
-def load_config(path: str | Path) -> dict:
-    config = yaml.safe_load(Path(path).read_text())
-    validate_schema(config)
-    check_config(config, Path(path).parent)
-    return config

@@ -49,20 +49,20 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, CultureSPAError, DataFileError
+from .errors import ConfigError, CultureSPAError
 from .io import write_jsonl
 from .packed import PackedDecoder, Part, additive_mask, kernels, kernels_off_reason
 from .parsing import PAPER_MAX_ANSWER, parse_paper
+from .resume import Journal
 
 log = logging.getLogger(__name__)
 
@@ -667,11 +667,6 @@ class Engine:
 # --- resumable jobs ----------------------------------------------------------------------------
 
 
-def partial_path(out_path: str | Path) -> Path:
-    out_path = Path(out_path)
-    return out_path.with_name(out_path.name + ".partial")
-
-
 def _fingerprint(engine: Engine, job: _Job, mode: str, seed: int, max_answer: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"settings": engine.settings(), "mode": mode, "seed": seed, "max_answer": max_answer,
@@ -682,34 +677,59 @@ def _fingerprint(engine: Engine, job: _Job, mode: str, seed: int, max_answer: in
     return h.hexdigest()
 
 
-def _read_partial(path: Path, fingerprint: str) -> dict[int, list[dict]]:
-    """Finished batches from a partial file; a truncated or corrupt last line is dropped (redone).
-    A partial from another job (other prompts or settings) is ignored."""
-    if not path.exists():
-        return {}
-    lines = path.read_bytes().split(b"\n")
-    tail = lines.pop()  # text after the last newline: empty, or a truncated line
-    good: list[dict] = []
-    dropped = bool(tail.strip())
-    for n, raw in enumerate(lines, start=1):
-        try:
-            rec = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if n == len(lines) and not tail.strip():
-                dropped = True  # a corrupt final line: redo it
-                break
-            raise DataFileError(f"{path}:{n}: corrupt line in the middle of a partial answer file ({e})") from e
-        good.append(rec)
-    if not good or good[0].get("fingerprint") != fingerprint:
-        if good:
-            log.warning("%s belongs to another job (prompts or settings changed): starting over", path)
-        path.unlink()
-        return {}
-    done = {int(rec["batch"]): rec["records"] for rec in good[1:]}
-    if dropped:
-        log.warning("%s: dropped a truncated last line; that batch is redone", path)
-        write_jsonl(path, good)  # atomically: a kill now must not lose the good lines
-    return done
+def answer_journaled(
+    engine: Engine,
+    prompts: Sequence[Prompt],
+    out_path: str | Path,
+    mode: str = "logprob",
+    seed: int = 0,
+    max_answer: int = PAPER_MAX_ANSWER,
+    on_batch: Callable[[int, list[dict]], None] | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], Journal]:
+    """Answer ``prompts`` resumably (``resume.Journal`` beside ``out_path``, one entry per finished
+    batch); returns the records in input order and the journal, which the caller removes once it
+    has written what it makes of the records. ``on_batch(batch_index, records)`` is called after
+    each batch is safely in the journal."""
+    from tqdm import tqdm
+
+    if mode not in MODES:
+        raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    out_path = Path(out_path)
+    job = engine.prepare(prompts)
+    journal = Journal(out_path, _fingerprint(engine, job, mode, seed, max_answer), {"n_prompts": len(job.prompts)})
+    done = {int(e["batch"]): e["records"] for e in journal.entries}
+    if done:
+        log.info("%s: resuming, %d of %d batches already done", out_path, len(done), len(job.batches))
+    n_done = sum(len(job.batches[b]) for b in done)
+    start = time.perf_counter()
+    bar = tqdm(total=len(job.prompts), initial=n_done, file=sys.stderr, disable=not progress,
+               desc=out_path.name, unit="prompt")
+    try:
+        for b in range(len(job.batches)):
+            if b in done:
+                continue
+            records = engine.answer_batch(job, b, mode, seed, max_answer)
+            journal.append({"batch": b, "records": records})
+            done[b] = records
+            bar.update(len(records))
+            if on_batch is not None:
+                on_batch(b, records)
+    finally:
+        bar.close()
+        journal.close()
+    seconds = time.perf_counter() - start
+    by_key = {rec["key"]: rec for recs in done.values() for rec in recs}
+    ordered = [by_key[p.key] for p in job.prompts]
+    n_new = len(job.prompts) - n_done
+    masses = [r["option_mass"] for r in ordered if r["option_mass"] is not None]
+    invalid = sum(r["choice"] is None for r in ordered)
+    log.info(
+        "%s: %d prompts (%d computed now) in %.1f s, %.2f prompts/s, mean option_mass %s, invalid %d",
+        out_path, len(ordered), n_new, seconds, n_new / seconds if seconds > 0 else float("nan"),
+        f"{np.mean(masses):.3f}" if masses else "n/a", invalid,
+    )
+    return ordered, journal
 
 
 def answer_to_file(
@@ -722,55 +742,11 @@ def answer_to_file(
     on_batch: Callable[[int, list[dict]], None] | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Answer ``prompts`` into ``out_path`` (JSONL, input order), resumably.
-
-    ``on_batch(batch_index, records)`` is called after each batch is safely in the partial file.
-    Returns the records, in input order.
-    """
-    from tqdm import tqdm
-
-    if mode not in MODES:
-        raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    out_path = Path(out_path)
-    part = partial_path(out_path)
-    job = engine.prepare(prompts)
-    fingerprint = _fingerprint(engine, job, mode, seed, max_answer)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_partial(part, fingerprint)
-    if done:
-        log.info("%s: resuming, %d of %d batches already done", out_path, len(done), len(job.batches))
-    n_done = sum(len(job.batches[b]) for b in done)
-    start = time.perf_counter()
-    with open(part, "a") as fh:
-        if not done and fh.tell() == 0:
-            fh.write(json.dumps({"fingerprint": fingerprint, "n_prompts": len(job.prompts)}) + "\n")
-        bar = tqdm(total=len(job.prompts), initial=n_done, file=sys.stderr, disable=not progress,
-                   desc=out_path.name, unit="prompt")
-        for b in range(len(job.batches)):
-            if b in done:
-                continue
-            records = engine.answer_batch(job, b, mode, seed, max_answer)
-            fh.write(json.dumps({"batch": b, "records": records}, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-            done[b] = records
-            bar.update(len(records))
-            if on_batch is not None:
-                on_batch(b, records)
-        bar.close()
-    seconds = time.perf_counter() - start
-    by_key = {rec["key"]: rec for recs in done.values() for rec in recs}
-    ordered = [by_key[p.key] for p in job.prompts]
+    """Answer ``prompts`` into ``out_path`` (JSONL, input order), resumably (``answer_journaled``).
+    Returns the records, in input order."""
+    ordered, journal = answer_journaled(engine, prompts, out_path, mode, seed, max_answer, on_batch, progress)
     write_jsonl(out_path, ordered)
-    part.unlink()
-    n_new = len(job.prompts) - n_done
-    masses = [r["option_mass"] for r in ordered if r["option_mass"] is not None]
-    invalid = sum(r["choice"] is None for r in ordered)
-    log.info(
-        "%s: %d prompts (%d computed now) in %.1f s, %.2f prompts/s, mean option_mass %s, invalid %d",
-        out_path, len(ordered), n_new, seconds, n_new / seconds if seconds > 0 else float("nan"),
-        f"{np.mean(masses):.3f}" if masses else "n/a", invalid,
-    )
+    journal.remove()
     return ordered
 
 

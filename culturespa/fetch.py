@@ -7,6 +7,7 @@ workflow, not of the data). A file that does not match is never left at its dest
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import urllib.error
 import urllib.request
@@ -71,6 +72,7 @@ def materialise(rel: str, dest: str | Path, expected_sha256: str, mirror: str | 
                 f"{rel}: checksum mismatch (from {source}): expected sha256 {expected_sha256}, got {actual}; "
                 "the file was not kept"
             )
+    logging.getLogger(__name__).info("%s: verified sha256 %s (from %s)", rel, expected_sha256, source)
     return source
 
 

@@ -422,3 +422,51 @@ def to_item(record: dict) -> Item:
 
 def to_items(records: Iterable[dict]) -> list[Item]:
     return [to_item(r) for r in records]
+
+
+# --- the filter job -------------------------------------------------------------------------------
+
+
+def at_most_per_topic(records: list[dict], per_topic: int, seed: int) -> list[dict]:
+    """A seeded sample of at most ``per_topic`` kept questions per topic, in pool order (the
+    released pool holds 1,000 per topic; a small budget takes a sample of it)."""
+    import random
+
+    by_topic: dict[int, list[int]] = {}
+    for i, rec in enumerate(records):
+        by_topic.setdefault(rec["topic"], []).append(i)
+    keep = set()
+    for topic, idx in by_topic.items():
+        keep.update(idx if len(idx) <= per_topic else random.Random(seed * 1000 + topic).sample(idx, per_topic))
+    return [rec for i, rec in enumerate(records) if i in keep]
+
+
+def filter_pool_files(raw_files: Sequence[str], source: str, wvs_questions: str, per_topic: int, seed: int,
+                      near_dup_threshold: float | None, pool_out: str, counts_out: str, topics_out: str,
+                      dropped_out: str) -> list[dict]:
+    """Step 1's filters over the raw generated questions (``source`` "generate": one JSONL per
+    topic; "released": the authors' 13 files), then the per-topic budget; writes the pool, the
+    counts after each filter (overall and per topic) and every dropped question with its reason."""
+    import logging
+
+    import pandas as pd
+
+    from . import io
+    from .wvs import load_items
+
+    if source == "released":
+        records = load_released_pool(Path(raw_files[0]).parent)
+    else:
+        records = [rec for path in raw_files for rec in io.read_jsonl(path)]
+    kept, report = filter_pool(records, load_items(wvs_questions), near_dup_threshold)
+    budgeted = at_most_per_topic(kept, per_topic, seed)
+    counts = pd.DataFrame(report.table())
+    budget = {"stage": "per_topic_budget", "topic": "all", "n_kept": len(budgeted), "n_dropped": len(kept) - len(budgeted)}
+    counts = pd.concat([counts, pd.DataFrame([budget])], ignore_index=True)
+    io.write_csv(counts_out, counts[counts.topic == "all"].drop(columns="topic"))
+    io.write_csv(topics_out, counts[counts.topic != "all"])
+    io.write_jsonl(dropped_out, report.dropped)
+    io.write_jsonl(pool_out, budgeted)
+    for stage, n_kept, n_dropped in report.rows:
+        logging.getLogger(__name__).info("%-28s kept %6d dropped %5d", stage, n_kept, n_dropped)
+    return budgeted

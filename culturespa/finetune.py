@@ -302,7 +302,7 @@ def _compute_dtype(setting: str, device: str):
     return torch.bfloat16
 
 
-def _load_trainable(model_path: str | Path, settings: TrainSettings, device: str):
+def _load_trainable(spec, settings: TrainSettings, device: str):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -320,9 +320,9 @@ def _load_trainable(model_path: str | Path, settings: TrainSettings, device: str
         kwargs["dtype"] = torch.float32 if device == "cpu" else dtype
     kwargs["device_map"] = "auto" if device == "cuda" else "cpu"
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_path), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, **kwargs)
     except OSError as e:
-        raise CultureSPAError(f"cannot load model {model_path}: {e}") from e
+        raise CultureSPAError(f"cannot load model {spec.path}: {e}") from e
     model.config.use_cache = False
     if settings.quantization:
         model = prepare_model_for_kbit_training(
@@ -349,12 +349,14 @@ def _load_trainable(model_path: str | Path, settings: TrainSettings, device: str
 # --- checkpoints and outputs ------------------------------------------------------------------
 
 
-def _fingerprint(model_path, settings: TrainSettings, examples: Sequence[dict]) -> dict:
+def _fingerprint(spec, settings: TrainSettings, examples: Sequence[dict]) -> dict:
     h = hashlib.sha256()
     for ex in examples:
         h.update(json.dumps([ex["input_ids"], ex["labels"]]).encode())
+    path = spec.path
     return {
-        "model_path": str(Path(model_path).resolve()) if Path(model_path).exists() else str(model_path),
+        "model_path": str(Path(path).resolve()) if Path(path).exists() else str(path),
+        "revision": spec.revision,
         "settings": settings.to_dict(),
         "n_examples": len(examples),
         "examples_sha256": h.hexdigest(),
@@ -456,7 +458,7 @@ def peak_memory_mb(device: str) -> dict:
 
 
 def train_adapter(
-    model_path: str | Path,
+    model,
     records: Sequence[Mapping],
     system_for: Callable[[str], str],
     out_dir: str | Path,
@@ -466,7 +468,9 @@ def train_adapter(
     stats_json: str | Path | None = None,
     callbacks: Sequence = (),
 ) -> dict:
-    """Train one LoRA adapter on ``records`` (pair records) and save it to ``out_dir``.
+    """Train one LoRA adapter of ``model`` (a ``models.ModelSpec`` or its dict; its chat template
+    renders the examples, as it renders evaluation prompts) on ``records`` (pair records) and save
+    it to ``out_dir``.
 
     ``system_for(culture_code)`` gives the system prompt of a record's culture (P1, or P2 for the
     cross-cultural-thinking variant). ``checkpoint_dir`` holds the Trainer's checkpoints: if it has
@@ -483,23 +487,25 @@ def train_adapter(
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from .models import load_tokenizer, pick_device
+    from .models import as_spec, pick_device
+
+    spec = as_spec(model)
     set_seed(settings.seed)
-    tokenizer = load_tokenizer(model_path)
+    tokenizer = spec.load_tokenizer()
     examples = build_examples(tokenizer, records, system_for, settings.max_length)
     if not examples:
         raise CultureSPAError(
             f"no training examples for {out_dir}: all {len(records)} pair records are longer than "
             f"max_length={settings.max_length} tokens"
         )
-    resume = _prepare_checkpoint_dir(checkpoint_dir, _fingerprint(model_path, settings, examples))
+    resume = _prepare_checkpoint_dir(checkpoint_dir, _fingerprint(spec, settings, examples))
     device = pick_device()
-    model, dtype = _load_trainable(model_path, settings, device)
+    model, dtype = _load_trainable(spec, settings, device)
     trainable, total = model.get_nb_trainable_parameters()
     log.info(
         "QLoRA on %s: %d examples, device %s, compute %s, %d trainable of %d parameters (%.2f%%), "
         "batch %d x %d accumulation = %d",
-        model_path, len(examples), device, str(dtype).replace("torch.", ""), trainable, total,
+        spec.name, len(examples), device, str(dtype).replace("torch.", ""), trainable, total,
         100 * trainable / total, settings.per_device_batch, settings.grad_accum, settings.effective_batch,
     )
     args = TrainingArguments(
@@ -600,8 +606,9 @@ def _make_loss_logger():
 # --- inference --------------------------------------------------------------------------------
 
 
-def load_for_inference(model_path: str | Path, adapter_dir: str | Path, dtype: str = "auto", device: str | None = None):
-    """The base model with the adapter merged into its weights (``merge_and_unload``), in eval mode.
+def load_for_inference(model, adapter_dir: str | Path, device: str | None = None):
+    """The base model (a ``models.ModelSpec`` or its dict) with the adapter merged into its
+    weights (``merge_and_unload``), in eval mode.
 
     The base is loaded unquantised (the paper merges into the bf16 model) on ``device`` (default:
     GPU when present), so the result is an ordinary transformers model for the answering engine.
@@ -611,9 +618,11 @@ def load_for_inference(model_path: str | Path, adapter_dir: str | Path, dtype: s
         raise CultureSPAError(f"{adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
     from peft import PeftModel
 
-    from .models import load_model
+    from .models import as_spec, load_model
 
-    base = load_model(model_path, dtype=dtype, device=device)
+    spec = as_spec(model)
+    model_path = spec.path
+    base = load_model(model_path, dtype=spec.dtype, device=device, revision=spec.revision)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model = model.merge_and_unload()
     model.eval()
@@ -623,5 +632,25 @@ def load_for_inference(model_path: str | Path, adapter_dir: str | Path, dtype: s
     return model
 
 
-def adapter_stats(adapter_dir: str | Path) -> dict:
-    return io.read_json(Path(adapter_dir) / STATS_FILE)
+# --- the fine-tuning job ----------------------------------------------------------------------
+
+
+def train_variant(model, pairs_path: str, setting: str, percent: int, cultures: Sequence[Mapping], survey_files,
+                  preset: Mapping, scope: str, seed: int, checkpoint_dir: str, adapter_out: str, loss_out: str,
+                  stats_out: str) -> dict:
+    """Step 4 for one adapter: ``percent`` % of the pair records in ``pairs_path`` (a nested,
+    seeded subsample below 100), each example's system prompt the P1 (or, for ``setting``
+    cross_culture, the P2) prompt of its culture; ``preset``: the training preset's settings;
+    ``scope``: "joint" or "specific" (its effective batch)."""
+    from . import pairs
+    from .methods import training_system_prompts
+
+    records = io.read_jsonl(pairs_path)
+    if percent < 100:
+        records = pairs.nested_fraction(records, percent / 100, seed)
+    settings = TrainSettings.from_preset(preset, variant=scope)
+    log.info("training a %s adapter on %d pairs (%d%% of %s)", scope, len(records), percent, pairs_path)
+    stats = train_adapter(model, records, training_system_prompts(setting, cultures, survey_files), adapter_out,
+                          settings, checkpoint_dir, loss_out, stats_out)
+    log.info("training stats: %s", stats)
+    return stats

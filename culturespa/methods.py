@@ -30,6 +30,26 @@ LABELS = {
 }
 METHODS = list(LABELS)
 PERSONA_FREE = {CULTURE_UNAWARE}  # answers do not depend on the country
+NO_PERSONA = "none"  # the persona of persona-free answers, in file names and tables
+
+
+# the cultures of data/country_similarity.json (pinned by its sha256): P2's neighbours of these
+# cultures are chosen among them, whatever the run's countries
+SIMILARITY_COUNTRIES = ("USA", "CAN", "BOL", "BRA", "GBR", "NLD", "DEU", "UKR", "CHN", "RUS", "IND", "THA",
+                        "KEN", "NGA", "ETH", "ZWE", "AUS", "NZL")
+
+
+def uses_neighbours(method: str) -> bool:
+    """Whether ``method``'s prompt names similar and different cultures (cross-culture thinking)."""
+    return method in (P2, P2_P3)
+
+
+def p2_candidates(code: str, catalogue) -> list[str]:
+    """The culture codes P2's neighbours of ``code`` are chosen from: the cultures of the
+    similarity file for a culture in it, every catalogued culture for one that is not."""
+    if code in SIMILARITY_COUNTRIES:
+        return [c for c in SIMILARITY_COUNTRIES if c in catalogue]
+    return list(catalogue)
 
 
 @dataclass(frozen=True)
@@ -102,3 +122,14 @@ def build_prompts(
             user = prompts.render_question(item)
         out.append(ChatPrompt(item.qid, system, user, tuple(item.numbers)))
     return out
+
+
+def training_system_prompts(setting: str, cultures: Sequence[Mapping], survey_files=None):
+    """culture code -> the system prompt a training example of that culture gets: P1 for pairs
+    collected culture-aware, P2 (with the culture's neighbours) for the CCT variant's pairs."""
+    catalogue = {c["code"]: Culture(**c) for c in cultures}
+    if setting != P2:
+        return lambda code: system_prompt(setting, catalogue[code])
+    survey = Survey.load(*survey_files)
+    candidates = list(catalogue.values())
+    return lambda code: system_prompt(setting, catalogue[code], neighbours(code, candidates, survey))

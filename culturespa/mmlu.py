@@ -414,3 +414,35 @@ def compare(
             rows.append({"model": model, "variant": variant, "category": cat, "metric": metric,
                          "value": float(values.mean()), "ci_low": lo, "ci_high": hi, "n": n})
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+
+# --- the MMLU jobs ---------------------------------------------------------------------------------
+
+
+def evaluate_file(model, adapter: str | None, zip_path: str, mapping_path: str, subjects, max_per_subject,
+                  k_shot: int, seed: int, out_path: str) -> list[dict]:
+    """MMLU for the base model (``adapter`` None) or with one adapter merged in, into a JSONL."""
+    from . import io
+    from .finetune import load_for_inference
+    from .models import as_spec
+
+    spec = as_spec(model)
+    bench = load(zip_path, mapping_path, subjects, max_per_subject, seed)
+    if adapter is None:
+        net, tokenizer = spec.load()
+    else:
+        net, tokenizer = load_for_inference(spec, adapter), spec.load_tokenizer()
+    records = evaluate(net, tokenizer, bench, k_shot=k_shot)
+    io.write_jsonl(out_path, records)
+    return records
+
+
+def compare_files(model_name: str, base_path: str, variant_paths: Mapping[str, str], seed: int, out_path: str) -> None:
+    """Each adapter's MMLU records against the base model's: accuracy and paired CIs of the change."""
+    from . import io
+
+    base = io.read_jsonl(base_path)
+    table = pd.concat([compare(base, io.read_jsonl(p), model_name, variant, seed=seed)
+                       for variant, p in variant_paths.items()], ignore_index=True)
+    io.write_csv(out_path, table)
+    log.info("MMLU change against the base model:\n%s", table[table.metric == "delta"].to_string(index=False))

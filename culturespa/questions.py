@@ -252,3 +252,95 @@ def _exhausted_message(stats: TopicStats, n_have: int, n_wanted: int, limit: int
         + (f", {stats.resumed_from} from an earlier run" if stats.resumed_from else "")
         + "; raise max_attempts or check the model's replies (they must be JSON with Question and Options)"
     )
+
+
+# --- the generation job (one topic, resumable) ---------------------------------------------------
+
+
+def generation_function(model, settings: Mapping) -> GenerateTexts:
+    """The model as step 1 asks it: (chats, seed) -> replies, sampled at the config's temperature
+    and top_p. The model loads at the first call: a rerun with nothing left to ask loads none."""
+    from .answering import AnswerSettings, load_engine
+    from .engine import Prompt
+
+    engine = None
+
+    def generate(chats, seed):
+        nonlocal engine
+        if engine is None:
+            engine = load_engine(model, AnswerSettings(batch_size=settings["batch_size"]))
+        prompts = [Prompt(f"g{i}", system, user, []) for i, (system, user) in enumerate(chats)]
+        return engine.generate_texts(prompts, settings["temperature"], settings["top_p"], settings["max_new_tokens"], seed)
+
+    return generate
+
+
+def generation_fingerprint(model, topic: int, settings: Mapping) -> str:
+    """What decides the questions of a topic, in the order they come (per_topic and the attempt
+    bound only decide when to stop, so a rerun with more of either continues the journal)."""
+    import hashlib
+    from pathlib import Path
+
+    from .models import as_spec
+
+    keys = ("batch_size", "temperature", "top_p", "max_new_tokens", "seed")
+    spec = as_spec(model).as_dict()
+    if Path(spec["path"]).exists():
+        spec["path"] = str(Path(spec["path"]).resolve())
+    blob = json.dumps({"model": spec, "topic": topic, **{k: settings.get(k) for k in keys}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def generate_topic_file(model, topic: int, wvs_questions: str, settings: Mapping, out_path: str, stats_path: str,
+                        generate: GenerateTexts | None = None) -> list[dict]:
+    """Self-instruct generation for one topic into ``out_path`` (JSONL) and its counts into
+    ``stats_path``; resumable (``resume.Journal``, one entry per round: its new questions and the
+    counts so far), so a killed job ends with the questions and counts of an uninterrupted one.
+    ``settings``: the config's ``questions`` section."""
+    import logging
+
+    from . import io
+    from .resume import Journal
+    from .wvs import load_items
+
+    log = logging.getLogger(__name__)
+    journal = Journal(out_path, generation_fingerprint(model, topic, settings))
+    existing = [r for entry in journal.entries for r in entry["records"]]
+    state = journal.entries[-1]["state"] if journal.entries else None
+    if journal.entries:
+        log.info("resuming topic %d from %d questions in %s (%s)", topic, len(existing), journal.path, state)
+    logged = len(existing)
+
+    def checkpoint(records, stats):
+        nonlocal logged
+        journal.append({"records": records[logged:], "state": stats.state()})
+        logged = len(records)
+        log.info("topic %d: %d/%d questions (attempts %d, unparseable %d)", topic, len(records),
+                 settings["per_topic"], stats.attempts, stats.invalid)
+
+    try:
+        records, stats = generate_topic(
+            generate or generation_function(model, settings),
+            topic,
+            load_items(wvs_questions),
+            settings["per_topic"],
+            seed=settings["seed"],
+            batch_size=settings["batch_size"],
+            max_attempts=int(settings["max_attempts_factor"] * settings["per_topic"]),
+            existing=existing,
+            on_round=checkpoint,
+            state=state,
+        )
+    except GenerationExhausted as e:
+        raise GenerationExhausted(
+            f"{e} (config: questions.max_attempts_factor={settings['max_attempts_factor']} x "
+            f"questions.per_topic={settings['per_topic']}); the {len(e.records)} questions so far are kept in "
+            f"{journal.path}: a rerun with a larger bound continues from them",
+            e.records, e.stats,
+        ) from None
+    finally:
+        journal.close()
+    io.write_json(stats_path, stats.as_dict())
+    io.write_jsonl(out_path, records)
+    journal.remove()
+    return records

@@ -24,10 +24,10 @@ import pandas as pd
 
 from . import metrics
 from .io import write_csv
+from .methods import NO_PERSONA
 from .parsing import parse_paper, parse_strict
 from .survey import Survey
 
-NO_PERSONA = "none"
 AVG = "AVG"
 COLUMNS = ["model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"]
 
@@ -391,3 +391,72 @@ def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str]
                              metric=PAPER_SCORE, value=float(np.mean(finite)) if finite else float("nan"),
                              n_valid=n_valid, n_invalid=n_invalid))
     return pd.DataFrame(rows, columns=TOPIC_COLUMNS)
+
+
+# --- the scoring jobs ----------------------------------------------------------------------------
+
+
+def answers_frame(paths: Sequence[str]) -> pd.DataFrame:
+    """Evaluation answer files (JSONL, one per persona) as one long frame with a ``qid`` column."""
+    from . import io
+
+    frame = pd.DataFrame([r for p in paths for r in io.read_jsonl(p)])
+    return frame.rename(columns={"key": "qid"})
+
+
+def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], survey_files, countries: Sequence[str],
+                        scoring: dict, table_out: str, matrices_out: str, topics_out: str) -> None:
+    """One variant's answers (every method, run and persona) scored into its part of the tidy
+    tables: the alignment rows, the country matrices and the per-topic scores, per run. Scored on
+    the items that were asked (``evaluation.max_items``), the baselines included."""
+    import logging
+
+    full = Survey.load(*survey_files)
+    answers = answers_frame(answer_paths)
+    asked = set(answers["qid"])
+    survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
+    logging.getLogger(__name__).info("scoring %d answers on %d items", len(answers), len(survey.items))
+    settings = ScoringSettings.from_config(scoring)
+    tables, matrices, topics = [], [], []
+    for run, frame in answers.groupby("run"):
+        table, mats = score_answers(frame, survey, countries, model, settings, baselines=variant == "base")
+        tables.append(table.assign(variant=variant, run=run))
+        matrices.append(mats.assign(variant=variant, run=run))
+        topics.append(topic_scores(frame, survey, countries, model).assign(variant=variant, run=run))
+    write_csv(table_out, pd.concat(tables, ignore_index=True))
+    write_csv(matrices_out, pd.concat(matrices, ignore_index=True))
+    write_csv(topics_out, pd.concat(topics, ignore_index=True))
+
+
+def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence[str], topic_paths: Sequence[str],
+                              table_out: str, matrices_out: str, topics_out: str) -> None:
+    """All variants of a model in one table each: the mean over evaluation runs; ``run_sd`` is
+    the spread between runs, ``n_runs`` how many."""
+    import logging
+
+    from .io import read_csv
+
+    keys = ["model", "variant", "method", "country", "metric"]
+    numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "run"]
+    table = pd.concat([read_csv(p, required=keys, numeric=numbers) for p in table_paths], ignore_index=True)
+    summary = table.groupby(keys, sort=False, dropna=False).agg(
+        value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
+        n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+        run_sd=("value", "std"),
+    ).reset_index()
+    write_csv(table_out, summary)
+    mats = pd.concat([read_csv(p, required=["variant", "kind", "method", "row", "col"], numeric=["value", "run"])
+                      for p in matrix_paths], ignore_index=True)
+    mats["method"] = mats["method"].fillna("")
+    mean = mats.groupby(["variant", "kind", "method", "row", "col"], sort=False)["value"].mean().reset_index()
+    write_csv(matrices_out, mean)
+    topics = pd.concat([read_csv(p, required=keys + ["topic", "topic_name"],
+                                 numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
+                       ignore_index=True)
+    by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
+        value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+    ).reset_index()
+    write_csv(topics_out, by_topic)
+    for row in summary[(summary.country == AVG) & (summary.metric == PAPER_SCORE)].itertuples():
+        logging.getLogger(__name__).info("%-40s %-32s paper_score %.2f [%.2f, %.2f]", row.variant, row.method,
+                                         row.value, row.ci_low, row.ci_high)

@@ -1,51 +1,30 @@
-rule answer_pool_culture_unaware:
+# Step 2: every pooled question answered culture-unaware (persona "none") and as each culture, with
+# P1 (culture_aware) or P2 (cross_culture).
+
+
+rule answer_questions:
     input:
+        unpack(lambda wildcards: SURVEY_FILES),
         model=model_input,
         pool="results/{model}/questions/{source}/pool.jsonl",
     output:
-        "results/{model}/answers/{source}/culture_unaware.jsonl",
-    params:
-        model=lambda wildcards: model_spec(wildcards.model),
-        settings=config["answering"],
-        method="culture_unaware",
-        culture=None,
-    log:
-        "logs/{model}/answers/{source}/culture_unaware.log",
-    threads: 2
-    resources:
-        mem_mb=16000,
-        gpu=1,
-        runtime=240,
-    conda:
-        "../envs/model.yaml"
-    script:
-        "../scripts/answer_pool.py"
-
-
-rule answer_pool_culture_aware:
-    input:
-        model=model_input,
-        pool="results/{model}/questions/{source}/pool.jsonl",
-        questions=culturespa_file("data/wvs_questions.json"),
-        proportions=culturespa_file("data/proportions_group_by_country.json"),
-    output:
-        "results/{model}/answers/{source}/{setting}/{country}.jsonl",
+        "results/{model}/answers/{source}/{method}/{persona}.jsonl",
     wildcard_constraints:
-        setting="culture_aware|cross_culture",
+        method="culture_unaware|culture_aware|cross_culture",
     params:
-        model=lambda wildcards: model_spec(wildcards.model),
-        settings=config["answering"],
-        method=lambda wildcards: wildcards.setting,
-        culture=lambda wildcards: culture_record(wildcards.country),
-        catalogue=config["cultures"],
+        model=lambda wildcards: model_params(wildcards.model),
+        answering=answering_params(),
+        cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     log:
-        "logs/{model}/answers/{source}/{setting}/{country}.log",
+        "logs/{model}/answers/{source}/{method}/{persona}.log",
+    benchmark:
+        "results/benchmarks/{model}/answers/{source}/{method}/{persona}.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=32000,
         gpu=1,
         runtime=240,
     conda:
         "../envs/model.yaml"
     script:
-        "../scripts/answer_pool.py"
+        "../scripts/answer_questions.py"

@@ -1,31 +1,36 @@
 import os
 import re
 import sys
+from dataclasses import asdict
 
 # The Snakefile imports the package from the workflow's tree; scripts find it through the
 # scripts/culturespa link (Snakemake puts a script's folder on sys.path, in any conda env too).
 sys.path.insert(0, workflow.basedir)
 
+from culturespa.answering import output_keys
 from culturespa.config import check_config, countries as configured_countries
+from culturespa.cultures import catalogue_from_config
 from culturespa.fetch import read_checksums
-from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
-from culturespa.results import released_methods, variant_methods as configured_variants
+from culturespa.methods import NO_PERSONA, PERSONA_FREE, p2_candidates, uses_neighbours
+from culturespa.models import ModelSpec
+from culturespa.results import variant_methods as configured_variants
 
 check_config(config, workdir=".")
 
+CATALOGUE = catalogue_from_config(config)
 COUNTRIES = configured_countries(config)
 TOPICS = list(range(13))
 RUN_MODELS = config.get("run_models", [])
 SOURCE = config["questions"]["source"]
 VARIANTS = ["base"] + list(config["sft"]["variants"])
-RUNS = list(range(config["evaluation"]["runs"]))
+STRATEGIES = list(config["pairs"]["strategies"])
 VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
-RELEASED_RESULT_FILES = [p for p in CHECKSUMS if p.startswith("result/")]
 
 
 wildcard_constraints:
     country="[A-Z]{3}",
+    persona="[A-Z]{3}|none",
     model=r"[A-Za-z0-9._-]+",
     method="[a-z0-9_]+",
     source="generate|released",
@@ -34,7 +39,6 @@ wildcard_constraints:
     data="crqpc|rds|cds",
     setting="culture_aware|cross_culture",
     fraction="[0-9]+",
-    run="[0-9]+",
     variant=f"base|{VARIANT}",
     root="results|results/released",
 
@@ -43,28 +47,13 @@ def culturespa_file(rel):
     return f"resources/culturespa/{rel}"
 
 
-def released_answer_files(model):
-    """The released answer files that the configured methods and countries need."""
-    wanted = []
-    for method in config["released"]["methods"]:
-        if method == "culture_unaware":
-            wanted.append(f"result/{model}/wvs_result_culture_unaware_0.json")
-        else:
-            wanted += [
-                f"result/{model}/wvs_result_{method}_{c}_0.json"
-                for c in released_countries(model)
-            ]
-    return [culturespa_file(p) for p in wanted if p in CHECKSUMS]
+SURVEY_FILES = {
+    "questions": culturespa_file("data/wvs_questions.json"),
+    "proportions": culturespa_file("data/proportions_group_by_country.json"),
+}
 
 
-def released_countries(model):
-    """Every catalogued culture the authors released answers for (independent of 'countries')."""
-    codes = [c["code"] for c in config["cultures"]]
-    return [c for c in codes if f"result/{model}/wvs_result_culture_aware_{c}_0.json" in CHECKSUMS]
-
-
-def persona_methods():
-    return [m for m in config["released"]["methods"] if m != "culture_unaware"]
+# --- what the run produces ----------------------------------------------------------------------
 
 
 def get_final_output():
@@ -86,42 +75,43 @@ def pipeline_outputs():
     return out
 
 
-def figure_targets(model):
-    """Every figure of a model run by the pipeline (PDF and PNG)."""
-    names = list(ALIGNMENT_FIGURES) + ["figure3_data"]
-    return [f"results/{model}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+# --- models and cultures, as the jobs get them ----------------------------------------------------
 
 
-def released_figure_targets(model):
-    return [f"results/released/{model}/figures/{name}.{ext}" for name in RELEASED_FIGURES for ext in ("pdf", "png")]
+def model_params(model):
+    """The model specification every model job of ``model`` loads (models.ModelSpec)."""
+    return ModelSpec.from_config(model, config).as_dict()
 
 
-def paper_outputs():
-    """Every figure and table: for each run model, and for the released answers."""
-    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
-    for model in RUN_MODELS:
-        out += figure_targets(model) + table_targets(model)
-    for model in config["released"]["models"]:
-        out += released_figure_targets(model) + released_table_targets(model)
-    return out
+def model_input(wildcards):
+    """The model folder as an input when it is a file target (converted GGUF or local folder)."""
+    spec = ModelSpec.from_config(wildcards.model, config)
+    if spec.gguf or os.path.isdir(spec.path):
+        return spec.path
+    return []
 
 
-def figure_settings(wildcards):
-    """What the run asked for (a variant or method outside it is drawn as 'not run'), and the
-    country order."""
-    if wildcards.root.endswith("released"):
-        codes = [c["code"] for c in config["cultures"]]
-        return {"source": "released", "variants": released_methods(config), "countries": codes}
-    return {"source": "pipeline", "variants": configured_variants(config), "countries": COUNTRIES}
+def culture_record(code):
+    return asdict(CATALOGUE[code])
 
 
-def sft_preset(scope):
-    """The chosen training preset (config presets first, then the built-in paper/demo ones)."""
-    from culturespa.finetune import PRESETS
+def prompt_cultures(code, method):
+    """The catalogue records a prompt as ``code`` with ``method`` may name: the culture itself
+    and, for cross-culture thinking, the cultures its neighbours are chosen from."""
+    if code == NO_PERSONA:
+        return []
+    codes = [code]
+    if uses_neighbours(method):
+        codes += [c for c in p2_candidates(code, CATALOGUE) if c != code]
+    return [culture_record(c) for c in codes]
 
-    name = config["sft"]["preset"]
-    presets = {**PRESETS, **config["sft"].get("presets", {})}
-    return {"name": name, "scope": scope, "settings": presets[name]}
+
+def answering_params():
+    """The answering keys that can change an answer (the others reach the job from the config)."""
+    return output_keys(config["answering"])
+
+
+# --- variants, adapters, evaluation cells ----------------------------------------------------------
 
 
 def parse_variant(variant):
@@ -129,54 +119,62 @@ def parse_variant(variant):
     return scope, data, setting, int(fraction)
 
 
-def adapter_inputs(wildcards):
-    """The adapter folder(s) a variant evaluates: one (joint) or one per country (specific)."""
+def sft_preset(scope):
+    """The chosen training preset's settings for ``scope`` (joint or specific: its effective batch
+    only), config presets first, then the built-in ones."""
+    from culturespa.finetune import PRESETS
+
+    preset = dict({**PRESETS, **config["sft"].get("presets", {})}[config["sft"]["preset"]])
+    batch = preset.get("effective_batch")
+    if isinstance(batch, dict):
+        preset["effective_batch"] = batch[scope]
+    return preset
+
+
+def training_cultures(wildcards):
+    """The catalogue records a training job's system prompts may name."""
+    countries = COUNTRIES if "country" not in wildcards.keys() else [wildcards.country]
+    records = {}
+    for code in countries:
+        for record in prompt_cultures(code, wildcards.setting):
+            records[record["code"]] = record
+    return list(records.values())
+
+
+def adapter_input(wildcards):
+    """The adapter an evaluation cell merges into the model: none (base), the joint one, or the
+    persona's own culture-specific one."""
     if wildcards.variant == "base":
         return []
-    scope = parse_variant(wildcards.variant)[0]
     root = f"results/{wildcards.model}/sft/{wildcards.variant}"
-    if scope == "joint":
-        return [f"{root}/adapter"]
-    return [f"{root}/{c}/adapter" for c in COUNTRIES]
+    if parse_variant(wildcards.variant)[0] == "joint":
+        return f"{root}/adapter"
+    return f"{root}/{wildcards.persona}/adapter"
 
 
 def variant_methods(variant):
+    """The methods a variant is evaluated with; a culture-specific model has no persona-free
+    answers (its adapter belongs to one culture)."""
     evaluation = config["evaluation"]
-    return evaluation["base_methods"] if variant == "base" else evaluation["tuned_methods"]
+    if variant == "base":
+        return list(evaluation["base_methods"])
+    methods = list(evaluation["tuned_methods"])
+    if parse_variant(variant)[0] == "specific":
+        methods = [m for m in methods if m not in PERSONA_FREE]
+    return methods
+
+
+def method_personas(method):
+    return [NO_PERSONA] if method in PERSONA_FREE else COUNTRIES
 
 
 def variant_answer_files(wildcards):
-    return expand(
-        "results/{model}/eval/{variant}/run{run}/{method}.jsonl",
-        model=wildcards.model,
-        variant=wildcards.variant,
-        run=RUNS,
-        method=variant_methods(wildcards.variant),
-    )
-
-
-def model_spec(model):
-    """What the scripts need to load a model: path (local folder or hub id), dtype, chat template."""
-    spec = config["models"][model]
-    path = f"resources/models/{model}" if "gguf" in spec else spec["path"]
-    return {
-        "name": model,
-        "path": path,
-        "dtype": spec.get("dtype", "auto"),
-        "chat_template": spec.get("chat_template"),
-    }
-
-
-def model_input(wildcards):
-    """The model folder as an input when it is a file target (converted GGUF or local folder)."""
-    spec = config["models"][wildcards.model]
-    if "gguf" in spec:
-        return f"resources/models/{wildcards.model}"
-    return spec["path"] if os.path.isdir(spec["path"]) else []
-
-
-def culture_record(code):
-    return next(c for c in config["cultures"] if c["code"] == code)
+    """Every evaluation cell of a variant: methods x personas (each file holds every run)."""
+    return [
+        f"results/{wildcards.model}/eval/{wildcards.variant}/{method}/{persona}.jsonl"
+        for method in variant_methods(wildcards.variant)
+        for persona in method_personas(method)
+    ]
 
 
 def raw_question_files(wildcards):

@@ -1,27 +1,32 @@
+# Step 5: one job per evaluation cell (model, variant, method, persona): the persona is a country, or
+# "none" for culture-unaware answers (asked once, scored against every country). A culture-specific
+# variant's cell loads that country's adapter only. A cell holds every evaluation run: in logprob mode
+# the runs share one forward pass and differ only in their draws. Scoring gathers the cells.
+
+
 rule evaluate_wvs:
     input:
+        unpack(lambda wildcards: SURVEY_FILES),
         model=model_input,
-        adapters=adapter_inputs,
-        questions=culturespa_file("data/wvs_questions.json"),
-        proportions=culturespa_file("data/proportions_group_by_country.json"),
+        adapter=adapter_input,
         examples=culturespa_file("data/self_alignment_examples.json"),
     output:
-        "results/{model}/eval/{variant}/run{run}/{method}.jsonl",
+        "results/{model}/eval/{variant}/{method}/{persona}.jsonl",
     params:
-        model=lambda wildcards: model_spec(wildcards.model),
-        settings=config["answering"],
-        evaluation=config["evaluation"],
-        countries=COUNTRIES,
-        catalogue=config["cultures"],
+        model=lambda wildcards: model_params(wildcards.model),
+        answering=answering_params(),
+        runs=config["evaluation"]["runs"],
+        max_items=config["evaluation"]["max_items"],
+        cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     log:
-        "logs/{model}/eval/{variant}/run{run}/{method}.log",
+        "logs/{model}/eval/{variant}/{method}/{persona}.log",
     benchmark:
-        "results/benchmarks/{model}/eval/{variant}/run{run}/{method}.tsv"
+        "results/benchmarks/{model}/eval/{variant}/{method}/{persona}.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=32000,
         gpu=1,
-        runtime=240,
+        runtime=120,
     conda:
         "../envs/model.yaml"
     script:
@@ -30,13 +35,12 @@ rule evaluate_wvs:
 
 rule score_variant:
     input:
-        questions=culturespa_file("data/wvs_questions.json"),
-        proportions=culturespa_file("data/proportions_group_by_country.json"),
+        unpack(lambda wildcards: SURVEY_FILES),
         answers=variant_answer_files,
     output:
-        table="results/{model}/scores/{variant}.csv",
-        matrices="results/{model}/scores/{variant}.matrices.csv",
-        topics="results/{model}/scores/{variant}.topics.csv",
+        table=temp("results/{model}/scores/{variant}.csv"),
+        matrices=temp("results/{model}/scores/{variant}.matrices.csv"),
+        topics=temp("results/{model}/scores/{variant}.topics.csv"),
     params:
         countries=COUNTRIES,
         scoring=config["scoring"],
@@ -54,9 +58,9 @@ rule score_variant:
 
 rule aggregate_alignment:
     input:
-        tables=lambda wildcards: expand("results/{{model}}/scores/{variant}.csv", variant=VARIANTS),
-        matrices=lambda wildcards: expand("results/{{model}}/scores/{variant}.matrices.csv", variant=VARIANTS),
-        topics=lambda wildcards: expand("results/{{model}}/scores/{variant}.topics.csv", variant=VARIANTS),
+        tables=expand("results/{{model}}/scores/{variant}.csv", variant=VARIANTS),
+        matrices=expand("results/{{model}}/scores/{variant}.matrices.csv", variant=VARIANTS),
+        topics=expand("results/{{model}}/scores/{variant}.topics.csv", variant=VARIANTS),
     output:
         table="results/{model}/alignment.csv",
         matrices="results/{model}/matrices.csv",
@@ -71,48 +75,3 @@ rule aggregate_alignment:
         "../envs/core.yaml"
     script:
         "../scripts/aggregate_alignment.py"
-
-
-rule evaluate_mmlu:
-    input:
-        model=model_input,
-        adapters=adapter_inputs,
-        zip=config["mmlu"]["zip"] or [],
-        mapping=config["mmlu"]["mapping"] or [],
-    output:
-        "results/{model}/mmlu/{variant}.jsonl",
-    params:
-        model=lambda wildcards: model_spec(wildcards.model),
-        mmlu=config["mmlu"],
-    log:
-        "logs/{model}/mmlu/{variant}.log",
-    threads: 2
-    resources:
-        mem_mb=16000,
-        gpu=1,
-        runtime=240,
-    conda:
-        "../envs/model.yaml"
-    script:
-        "../scripts/evaluate_mmlu.py"
-
-
-rule compare_mmlu:
-    input:
-        base="results/{model}/mmlu/base.jsonl",
-        variants=expand("results/{{model}}/mmlu/{variant}.jsonl", variant=config["mmlu"]["variants"]),
-    output:
-        "results/{model}/mmlu.csv",
-    params:
-        variants=config["mmlu"]["variants"],
-        seed=config["mmlu"]["seed"],
-    log:
-        "logs/{model}/mmlu/compare.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/core.yaml"
-    script:
-        "../scripts/compare_mmlu.py"

@@ -1,24 +1,25 @@
+# Step 3: culture-related QA pairs (CRQPC) and the RDS / CDS controls, one job per culture (so that
+# adding a culture leaves the others' pairs, and their culture-specific adapters, as they are), then
+# the culture-joint sets and the statistics of all cultures.
+
+
 rule collect_pairs:
     input:
         pool="results/{model}/questions/{source}/pool.jsonl",
-        unaware="results/{model}/answers/{source}/culture_unaware.jsonl",
-        aware=expand("results/{{model}}/answers/{{source}}/{{setting}}/{country}.jsonl", country=COUNTRIES),
+        unaware=f"results/{{model}}/answers/{{source}}/culture_unaware/{NO_PERSONA}.jsonl",
+        aware="results/{model}/answers/{source}/{setting}/{country}.jsonl",
     output:
-        pairs=expand(
-            "results/{{model}}/pairs/{{source}}/{{setting}}/{strategy}/{country}.jsonl",
-            strategy=config["pairs"]["strategies"],
-            country=COUNTRIES + ["joint"],
+        sets=expand(
+            "results/{{model}}/pairs/{{source}}/{{setting}}/{strategy}/{{country}}.jsonl",
+            strategy=STRATEGIES,
         ),
-        stats="results/{model}/pairs/{source}/{setting}/stats.csv",
-        topics="results/{model}/pairs/{source}/{setting}/topic_stats.csv",
-    wildcard_constraints:
-        setting="culture_aware|cross_culture",
+        stats="results/{model}/pairs/{source}/{setting}/stats/{country}.csv",
+        topics="results/{model}/pairs/{source}/{setting}/stats/{country}.topics.csv",
     params:
-        countries=COUNTRIES,
-        strategies=config["pairs"]["strategies"],
+        strategies=STRATEGIES,
         seed=config["pairs"]["seed"],
     log:
-        "logs/{model}/pairs/{source}/{setting}.log",
+        "logs/{model}/pairs/{source}/{setting}/{country}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -27,3 +28,33 @@ rule collect_pairs:
         "../envs/core.yaml"
     script:
         "../scripts/collect_pairs.py"
+
+
+rule join_pairs:
+    input:
+        sets=expand(
+            "results/{{model}}/pairs/{{source}}/{{setting}}/{strategy}/{country}.jsonl",
+            strategy=STRATEGIES,
+            country=COUNTRIES,
+        ),
+        stats=expand("results/{{model}}/pairs/{{source}}/{{setting}}/stats/{country}.csv", country=COUNTRIES),
+        topics=expand(
+            "results/{{model}}/pairs/{{source}}/{{setting}}/stats/{country}.topics.csv", country=COUNTRIES
+        ),
+    output:
+        joint=expand("results/{{model}}/pairs/{{source}}/{{setting}}/{strategy}/joint.jsonl", strategy=STRATEGIES),
+        stats="results/{model}/pairs/{source}/{setting}/stats.csv",
+        topics="results/{model}/pairs/{source}/{setting}/topic_stats.csv",
+    params:
+        strategies=STRATEGIES,
+        countries=COUNTRIES,
+    log:
+        "logs/{model}/pairs/{source}/{setting}/joint.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/join_pairs.py"

@@ -1,18 +1,23 @@
+# Step 1: self-instruct question generation (one job per topic), then the filters.
+
+
 rule generate_questions:
     input:
         model=model_input,
-        questions=culturespa_file("data/wvs_questions.json"),
+        questions=SURVEY_FILES["questions"],
     output:
         questions="results/{model}/questions/generate/raw/topic_{topic}.jsonl",
         stats="results/{model}/questions/generate/raw/topic_{topic}.stats.json",
     params:
-        model=lambda wildcards: model_spec(wildcards.model),
-        settings=config["questions"],
+        model=lambda wildcards: model_params(wildcards.model),
+        settings={k: v for k, v in config["questions"].items() if k not in ("source", "near_duplicate_threshold")},
     log:
         "logs/{model}/questions/generate/topic_{topic}.log",
+    benchmark:
+        "results/benchmarks/{model}/questions/generate/topic_{topic}.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=32000,
         gpu=1,
         runtime=240,
     conda:
@@ -24,14 +29,16 @@ rule generate_questions:
 rule filter_questions:
     input:
         raw=raw_question_files,
-        questions=culturespa_file("data/wvs_questions.json"),
+        questions=SURVEY_FILES["questions"],
     output:
         pool="results/{model}/questions/{source}/pool.jsonl",
         counts="results/{model}/questions/{source}/filter_counts.csv",
         topics="results/{model}/questions/{source}/topic_counts.csv",
         dropped="results/{model}/questions/{source}/dropped.jsonl",
     params:
-        settings=config["questions"],
+        per_topic=config["questions"]["per_topic"],
+        seed=config["questions"]["seed"],
+        near_duplicate_threshold=config["questions"]["near_duplicate_threshold"],
     log:
         "logs/{model}/questions/{source}/filter.log",
     threads: 1

@@ -1,19 +1,23 @@
+# Step 4: QLoRA adapters. A variant is {joint|specific}-{crqpc|rds|cds}-{culture_aware|cross_culture}-
+# {percent}: one culture-joint adapter, or one adapter per culture. Checkpoints go to an undeclared
+# folder (params), so Snakemake keeps them when it reruns a killed job and training resumes from them.
+
+
 rule finetune_joint:
     input:
+        unpack(lambda wildcards: SURVEY_FILES),
         model=model_input,
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/joint.jsonl",
-        questions=culturespa_file("data/wvs_questions.json"),
-        proportions=culturespa_file("data/proportions_group_by_country.json"),
     output:
         adapter=directory("results/{model}/sft/joint-{data}-{setting}-{fraction}/adapter"),
         loss="results/{model}/sft/joint-{data}-{setting}-{fraction}/loss.csv",
         stats="results/{model}/sft/joint-{data}-{setting}-{fraction}/train_stats.json",
     params:
-        model=lambda wildcards: model_spec(wildcards.model),
+        model=lambda wildcards: model_params(wildcards.model),
         preset=sft_preset("joint"),
-        catalogue=config["cultures"],
+        scope="joint",
+        cultures=training_cultures,
         seed=config["pairs"]["seed"],
-        # undeclared, so Snakemake keeps it when it reruns a killed job: training resumes from it
         checkpoints="checkpoints/{model}/joint-{data}-{setting}-{fraction}",
     log:
         "logs/{model}/sft/joint-{data}-{setting}-{fraction}.log",
@@ -21,7 +25,7 @@ rule finetune_joint:
         "results/benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
     threads: 2
     resources:
-        mem_mb=32000,
+        mem_mb=48000,
         gpu=1,
         runtime=720,
     conda:
@@ -32,18 +36,18 @@ rule finetune_joint:
 
 rule finetune_specific:
     input:
+        unpack(lambda wildcards: SURVEY_FILES),
         model=model_input,
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/{{country}}.jsonl",
-        questions=culturespa_file("data/wvs_questions.json"),
-        proportions=culturespa_file("data/proportions_group_by_country.json"),
     output:
         adapter=directory("results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/adapter"),
         loss="results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/loss.csv",
         stats="results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/train_stats.json",
     params:
-        model=lambda wildcards: model_spec(wildcards.model),
+        model=lambda wildcards: model_params(wildcards.model),
         preset=sft_preset("specific"),
-        catalogue=config["cultures"],
+        scope="specific",
+        cultures=training_cultures,
         seed=config["pairs"]["seed"],
         checkpoints="checkpoints/{model}/specific-{data}-{setting}-{fraction}/{country}",
     log:
@@ -52,7 +56,7 @@ rule finetune_specific:
         "results/benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
     threads: 2
     resources:
-        mem_mb=32000,
+        mem_mb=48000,
         gpu=1,
         runtime=240,
     conda:

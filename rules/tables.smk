@@ -2,6 +2,8 @@
 # Markdown for the README, LaTeX (booktabs) for papers. The logic, and the input and target lists
 # (table_inputs, table_targets, released_table_targets), live in culturespa/tables.py.
 
+from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
+from culturespa.results import released_methods
 from culturespa.tables import (
     CAPTIONS as TABLE_CAPTIONS,
     RELEASED_TABLES,
@@ -78,3 +80,28 @@ rule render_released_table:
         "../envs/core.yaml"
     script:
         "../scripts/render_table.py"
+
+
+def figure_targets(model):
+    names = list(ALIGNMENT_FIGURES) + ["figure3_data"]
+    return [f"results/{model}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+
+
+def released_figure_targets(model):
+    return [f"results/released/{model}/figures/{name}.{ext}" for name in RELEASED_FIGURES for ext in ("pdf", "png")]
+
+
+def paper_outputs():
+    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
+    for model in RUN_MODELS:
+        out += figure_targets(model) + table_targets(model)
+    for model in config["released"]["models"]:
+        out += released_figure_targets(model) + released_table_targets(model)
+    return out
+
+
+def figure_settings(wildcards):
+    if wildcards.root.endswith("released"):
+        codes = list(CATALOGUE)
+        return {"source": "released", "variants": released_methods(config), "countries": codes}
+    return {"source": "pipeline", "variants": configured_variants(config), "countries": COUNTRIES}

@@ -1,11 +1,16 @@
 """All variants of a model in one table: the mean over evaluation runs and their spread."""
 
 from culturespa.logs import run_logged
-from culturespa.stages import aggregate_alignment
+from culturespa.scoring import aggregate_alignment_files
 
 run_logged(
     snakemake.log[0],
-    lambda: aggregate_alignment(
-        snakemake.input.tables, snakemake.input.matrices, snakemake.input.topics, snakemake.output
+    lambda: aggregate_alignment_files(
+        snakemake.input.tables,
+        snakemake.input.matrices,
+        snakemake.input.topics,
+        snakemake.output.table,
+        snakemake.output.matrices,
+        snakemake.output.topics,
     ),
 )

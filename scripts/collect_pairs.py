@@ -1,16 +1,18 @@
-"""Step 3: culture-related QA pairs (CRQPC) and the RDS / CDS controls, with statistics."""
+"""Step 3 for one culture: its CRQPC / RDS / CDS pairs and its rows of the statistics."""
 
 from culturespa.logs import run_logged
-from culturespa.stages import collect_pair_sets
+from culturespa.pairs import collect_culture_files
 
 run_logged(
     snakemake.log[0],
-    lambda: collect_pair_sets(
+    lambda: collect_culture_files(
         snakemake.input.pool,
         snakemake.input.unaware,
-        dict(zip(snakemake.params.countries, snakemake.input.aware)),
-        snakemake.params.strategies,
+        snakemake.input.aware,
+        snakemake.wildcards.country,
         snakemake.params.seed,
-        snakemake.output,
+        dict(zip(snakemake.params.strategies, snakemake.output.sets)),
+        snakemake.output.stats,
+        snakemake.output.topics,
     ),
 )

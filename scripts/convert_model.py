@@ -1,7 +1,7 @@
 """Convert a GGUF model shipped in a Python package into a Hugging Face folder (offline)."""
 
 from culturespa.logs import run_logged
-from culturespa.stages import convert_packaged_gguf
+from culturespa.models import convert_packaged_gguf
 
 run_logged(
     snakemake.log[0],

@@ -1,15 +1,20 @@
-"""General ability: MMLU 5-shot for the base model or an adapter."""
+"""General ability: MMLU for the base model or a culture-joint adapter."""
 
 from culturespa.logs import run_logged
-from culturespa.stages import evaluate_mmlu
+from culturespa.mmlu import evaluate_file
 
+mmlu = snakemake.params.mmlu
 run_logged(
     snakemake.log[0],
-    lambda: evaluate_mmlu(
+    lambda: evaluate_file(
         snakemake.params.model,
-        snakemake.wildcards.variant,
-        snakemake.input,
-        snakemake.params.mmlu,
+        snakemake.input.adapter or None,
+        snakemake.input.zip,
+        snakemake.input.mapping,
+        mmlu["subjects"],
+        mmlu["max_per_subject"],
+        mmlu["k_shot"],
+        mmlu["seed"],
         snakemake.output[0],
     ),
     threads=snakemake.threads,

@@ -1,21 +1,23 @@
-"""Step 5: a base model or an adapter answers the WVS items for every country with one method."""
+"""Step 5: one evaluation cell: a base model or an adapter answers the WVS items as one persona."""
 
+from culturespa.answering import AnswerSettings, runtime_keys
+from culturespa.evaluation import evaluate_persona
 from culturespa.logs import run_logged
-from culturespa.stages import evaluate_wvs
 
 run_logged(
     snakemake.log[0],
-    lambda: evaluate_wvs(
+    lambda: evaluate_persona(
         snakemake.params.model,
-        snakemake.wildcards.variant,
+        AnswerSettings.from_config(snakemake.params.answering, runtime_keys(snakemake.config["answering"])),
         snakemake.wildcards.method,
-        int(snakemake.wildcards.run),
-        snakemake.input,
-        snakemake.params.countries,
-        snakemake.params.catalogue,
-        snakemake.params.settings,
-        snakemake.params.evaluation,
+        snakemake.wildcards.persona,
+        snakemake.params.runs,
+        (snakemake.input.questions, snakemake.input.proportions),
+        snakemake.input.examples,
+        snakemake.params.cultures,
         snakemake.output[0],
+        max_items=snakemake.params.max_items,
+        adapter=snakemake.input.adapter or None,
     ),
     threads=snakemake.threads,
 )

@@ -1,21 +1,16 @@
 """Fetch one released data file (mirror or download) and verify its pinned sha256."""
 
-import logging
-
 from culturespa.fetch import materialise
 from culturespa.logs import run_logged
 
-
-def main():
-    source = materialise(
+run_logged(
+    snakemake.log[0],
+    lambda: materialise(
         snakemake.wildcards.relpath,
         snakemake.output[0],
         snakemake.params.sha256,
         # read from the config, not params: where a verified file came from must not trigger a rerun
         snakemake.config["data_mirror"],
         snakemake.config["data_base_url"],
-    )
-    logging.info("%s: verified sha256 %s (from %s)", snakemake.wildcards.relpath, snakemake.params.sha256, source)
-
-
-run_logged(snakemake.log[0], main)
+    ),
+)

@@ -1,15 +1,20 @@
 """Step 1, filters: the paper's four filters and our near-duplicate filter, with counts."""
 
+from culturespa.filters import filter_pool_files
 from culturespa.logs import run_logged
-from culturespa.stages import filter_question_pool
 
 run_logged(
     snakemake.log[0],
-    lambda: filter_question_pool(
+    lambda: filter_pool_files(
         snakemake.input.raw,
         snakemake.wildcards.source,
         snakemake.input.questions,
-        snakemake.params.settings,
-        snakemake.output,
+        snakemake.params.per_topic,
+        snakemake.params.seed,
+        snakemake.params.near_duplicate_threshold,
+        snakemake.output.pool,
+        snakemake.output.counts,
+        snakemake.output.topics,
+        snakemake.output.dropped,
     ),
 )

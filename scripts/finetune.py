@@ -1,19 +1,24 @@
 """Step 4: train one QLoRA adapter (culture-joint, or one culture's culture-specific adapter)."""
 
+from culturespa.finetune import train_variant
 from culturespa.logs import run_logged
-from culturespa.stages import finetune_variant
 
 run_logged(
     snakemake.log[0],
-    lambda: finetune_variant(
+    lambda: train_variant(
         snakemake.params.model,
-        snakemake.wildcards,
-        snakemake.input,
+        snakemake.input.pairs,
+        snakemake.wildcards.setting,
+        int(snakemake.wildcards.fraction),
+        snakemake.params.cultures,
+        (snakemake.input.questions, snakemake.input.proportions),
         snakemake.params.preset,
-        snakemake.params.catalogue,
+        snakemake.params.scope,
         snakemake.params.seed,
         snakemake.params.checkpoints,
-        snakemake.output,
+        snakemake.output.adapter,
+        snakemake.output.loss,
+        snakemake.output.stats,
     ),
     threads=snakemake.threads,
 )

@@ -1,16 +1,19 @@
-"""Score one variant's WVS answers (every method and run) into the tidy alignment table."""
+"""Score one variant's WVS answers (every method, run and persona) into the tidy alignment tables."""
 
 from culturespa.logs import run_logged
-from culturespa.stages import score_variant
+from culturespa.scoring import score_variant_files
 
 run_logged(
     snakemake.log[0],
-    lambda: score_variant(
+    lambda: score_variant_files(
         snakemake.wildcards.model,
         snakemake.wildcards.variant,
-        snakemake.input,
+        snakemake.input.answers,
+        (snakemake.input.questions, snakemake.input.proportions),
         snakemake.params.countries,
         snakemake.params.scoring,
-        snakemake.output,
+        snakemake.output.table,
+        snakemake.output.matrices,
+        snakemake.output.topics,
     ),
 )

@@ -17,11 +17,11 @@ from culturespa.engine import (
     derive_seed,
     draw_choice,
     needs_boundary,
-    partial_path,
     sharpen,
     summarise,
 )
 from culturespa.errors import CultureSPAError
+from culturespa.resume import partial_path
 from culturespa.parsing import parse_paper
 from culturespa.prompts import render_question
 from culturespa.wvs import Item

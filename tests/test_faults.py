@@ -408,26 +408,31 @@ def test_generation_state_makes_a_resumed_topic_equal_an_uninterrupted_one():
                           existing=saved[2][0], state={**saved[2][1], "attempts": 6})
 
 
-def test_generation_partial_of_another_job_or_corrupt_is_never_used(tmp_path):
+def test_generation_journal_of_another_job_or_corrupt_is_never_used(tmp_path):
     from culturespa import io
     from culturespa.errors import DataFileError
-    from culturespa.stages import _generation_fingerprint, _read_generation_partial
+    from culturespa.models import ModelSpec
+    from culturespa.questions import generation_fingerprint
+    from culturespa.resume import Journal
 
-    model = {"name": "m", "path": "org/m", "dtype": "auto", "chat_template": None}
+    model = ModelSpec(name="m", path="org/m")
     settings = {"batch_size": 2, "temperature": 0.9, "top_p": 0.95, "max_new_tokens": 64, "seed": 1,
                 "per_topic": 10, "max_attempts_factor": 5}
-    mine = _generation_fingerprint(model, TOPIC, settings)
+    mine = generation_fingerprint(model, TOPIC, settings)
     # the stopping rule may change (a larger bound after GenerationExhausted): progress is kept
-    assert _generation_fingerprint(model, TOPIC, {**settings, "per_topic": 20, "max_attempts_factor": 9}) == mine
-    partial = tmp_path / "topic_4.jsonl.partial"
+    assert generation_fingerprint(model, TOPIC, {**settings, "per_topic": 20, "max_attempts_factor": 9}) == mine
+    out = tmp_path / "topic_4.jsonl"
     state = {"attempts": 3, "valid": 1, "invalid": 2, "retry": 0}
-    io.write_jsonl(partial, [{"fingerprint": mine, "state": state}, {"qid": "T04-00000"}])
-    assert _read_generation_partial(partial, mine) == ([{"qid": "T04-00000"}], state)
-    other = _generation_fingerprint(model, TOPIC, {**settings, "seed": 2})
-    assert _read_generation_partial(partial, other) == ([], None)  # another job's: started over
-    partial.write_text(partial.read_text()[:-5])  # cut mid-line
-    with pytest.raises(DataFileError, match=re.escape(f"{partial}:2: truncated line")):
-        _read_generation_partial(partial, mine)
+    entry = {"records": [{"qid": "T04-00000"}], "state": state}
+    io.write_jsonl(f"{out}.partial", [{"fingerprint": mine}, entry])
+    assert Journal(out, mine).entries == [entry]
+    other = generation_fingerprint(model, TOPIC, {**settings, "seed": 2})
+    assert Journal(out, other).entries == [] and not Path(f"{out}.partial").exists()  # another job's: started over
+    io.write_jsonl(f"{out}.partial", [{"fingerprint": mine}, entry, entry])
+    text = Path(f"{out}.partial").read_text()
+    Path(f"{out}.partial").write_text(text.replace('"retry": 0}}\n', '"retry": 0\n', 1))  # corrupt mid-file
+    with pytest.raises(DataFileError, match=re.escape(f"{out}.partial:2: corrupt line")):
+        Journal(out, mine)
 
 
 def test_killed_snakemake_leaves_a_lock_that_unlock_clears(generation_killed):
@@ -738,10 +743,10 @@ def test_data_that_fail_the_checksum_never_reach_a_rule(setup, corrupt_release, 
 # of the caller renames into place.
 NOT_OUTPUTS = {
     ("logs.py", "run_logged"): "the rule's log file, written while the job runs",
-    ("engine.py", "answer_to_file"): "the append-only <out>.partial checkpoint, fsync'ed after every batch",
+    ("resume.py", "_write"): "the append-only <out>.partial journal, fsync'ed after every unit of work",
     ("fetch.py", "_copy_from_mirror"): "writes the temporary of materialise's atomic_path",
     ("fetch.py", "_download"): "writes the temporary of materialise's atomic_path",
-    ("stages.py", "export_rulegraph"): "a temporary config for the snakemake --rulegraph subprocess, deleted after",
+    ("figures.py", "export_rulegraph"): "a temporary config for the snakemake --rulegraph subprocess, deleted after",
 }
 WRITING_METHODS = {"to_csv", "to_json", "to_parquet", "to_excel", "to_markdown", "to_latex", "save_pretrained",
                    "savefig", "write_text", "write_bytes"}  # on any object but culturespa.io (atomic)

@@ -1,0 +1,48 @@
+# General ability: MMLU of the base model and of culture-joint adapters, and the change.
+
+
+rule evaluate_mmlu:
+    input:
+        model=model_input,
+        adapter=lambda wildcards: [] if wildcards.variant == "base" else adapter_input(wildcards),
+        zip=config["mmlu"]["zip"] or [],
+        mapping=config["mmlu"]["mapping"] or [],
+    output:
+        "results/{model}/mmlu/{variant}.jsonl",
+    params:
+        model=lambda wildcards: model_params(wildcards.model),
+        mmlu={k: config["mmlu"][k] for k in ("subjects", "max_per_subject", "k_shot", "seed")},
+    log:
+        "logs/{model}/mmlu/{variant}.log",
+    benchmark:
+        "results/benchmarks/{model}/mmlu/{variant}.tsv"
+    threads: 2
+    resources:
+        mem_mb=32000,
+        gpu=1,
+        runtime=240,
+    conda:
+        "../envs/model.yaml"
+    script:
+        "../scripts/evaluate_mmlu.py"
+
+
+rule compare_mmlu:
+    input:
+        base="results/{model}/mmlu/base.jsonl",
+        variants=expand("results/{{model}}/mmlu/{variant}.jsonl", variant=config["mmlu"]["variants"]),
+    output:
+        "results/{model}/mmlu.csv",
+    params:
+        variants=config["mmlu"]["variants"],
+        seed=config["mmlu"]["seed"],
+    log:
+        "logs/{model}/mmlu/compare.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/compare_mmlu.py"
