@@ -30,7 +30,9 @@ test: venv
 	$(BIN)/python -m pytest -ra
 
 lint: venv
-	$(BIN)/snakemake --lint
+	$(BIN)/snakemake --lint --configfile config.yaml $(MIRROR_ARG)
+	$(BIN)/snakemake --lint --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
+	$(BIN)/snakefmt --check Snakefile rules/
 
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py

@@ -46,10 +46,10 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
         paper_outputs(),
-    default_target: True
 
 
 # every figure and table, from a finished results/ (re-runs nothing upstream that is up to date)

@@ -349,7 +349,10 @@ def _load_trainable(spec, settings: TrainSettings, device: str):
 # --- checkpoints and outputs ------------------------------------------------------------------
 
 
-def _fingerprint(spec, settings: TrainSettings, examples: Sequence[dict]) -> dict:
+def _fingerprint(model, settings: TrainSettings, examples: Sequence[dict]) -> dict:
+    from .models import as_spec
+
+    spec = as_spec(model)
     h = hashlib.sha256()
     for ex in examples:
         h.update(json.dumps([ex["input_ids"], ex["labels"]]).encode())
@@ -606,12 +609,13 @@ def _make_loss_logger():
 # --- inference --------------------------------------------------------------------------------
 
 
-def load_for_inference(model, adapter_dir: str | Path, device: str | None = None):
+def load_for_inference(model, adapter_dir: str | Path, device: str | None = None, dtype: str | None = None):
     """The base model (a ``models.ModelSpec`` or its dict) with the adapter merged into its
     weights (``merge_and_unload``), in eval mode.
 
     The base is loaded unquantised (the paper merges into the bf16 model) on ``device`` (default:
     GPU when present), so the result is an ordinary transformers model for the answering engine.
+    ``dtype`` overrides the specification's.
     """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
@@ -622,7 +626,7 @@ def load_for_inference(model, adapter_dir: str | Path, device: str | None = None
 
     spec = as_spec(model)
     model_path = spec.path
-    base = load_model(model_path, dtype=spec.dtype, device=device, revision=spec.revision)
+    base = load_model(model_path, dtype=dtype or spec.dtype, device=device, revision=spec.revision)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model = model.merge_and_unload()
     model.eval()

@@ -264,8 +264,13 @@ class ModelSpec:
 
 
 def as_spec(model) -> ModelSpec:
-    """A ModelSpec from itself or its ``as_dict`` form."""
-    return model if isinstance(model, ModelSpec) else ModelSpec.from_dict(model)
+    """A ModelSpec from itself, its ``as_dict`` form, or a bare local folder / hub id (the
+    checkpoint's dtype and chat template)."""
+    if isinstance(model, ModelSpec):
+        return model
+    if isinstance(model, (str, Path)):
+        return ModelSpec(name=Path(model).name, path=str(model))
+    return ModelSpec.from_dict(model)
 
 
 def convert_packaged_gguf(package: str, filename: str, out_dir: str) -> Path:

@@ -9,22 +9,22 @@ rule answer_questions:
         pool="results/{model}/questions/{source}/pool.jsonl",
     output:
         "results/{model}/answers/{source}/{method}/{persona}.jsonl",
-    wildcard_constraints:
-        method="culture_unaware|culture_aware|cross_culture",
-    params:
-        model=lambda wildcards: model_params(wildcards.model),
-        answering=answering_params(),
-        cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     log:
         "logs/{model}/answers/{source}/{method}/{persona}.log",
     benchmark:
         "results/benchmarks/{model}/answers/{source}/{method}/{persona}.tsv"
+    wildcard_constraints:
+        method="culture_unaware|culture_aware|cross_culture",
+    conda:
+        "../envs/model.yaml"
     threads: 2
     resources:
         mem_mb=32000,
         gpu=1,
         runtime=240,
-    conda:
-        "../envs/model.yaml"
+    params:
+        model=lambda wildcards: model_params(wildcards.model),
+        answering=answering_params(),
+        cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     script:
         "../scripts/answer_questions.py"

@@ -9,19 +9,19 @@ onstart:
 rule get_culturespa_file:
     output:
         "resources/culturespa/{relpath}",
-    wildcard_constraints:
-        relpath="|".join(re.escape(p) for p in CHECKSUMS),
-    params:
-        sha256=lambda wildcards: CHECKSUMS[wildcards.relpath],
     log:
         "logs/data/{relpath}.log",
-    threads: 1
-    resources:
-        mem_mb=512,
-        runtime=15,
+    wildcard_constraints:
+        relpath="|".join(re.escape(p) for p in CHECKSUMS),
     group:
         "data"
     conda:
         "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=15,
+    params:
+        sha256=lambda wildcards: CHECKSUMS[wildcards.relpath],
     script:
         "../scripts/fetch_data.py"

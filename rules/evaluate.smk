@@ -12,23 +12,23 @@ rule evaluate_wvs:
         examples=culturespa_file("data/self_alignment_examples.json"),
     output:
         "results/{model}/eval/{variant}/{method}/{persona}.jsonl",
+    log:
+        "logs/{model}/eval/{variant}/{method}/{persona}.log",
+    benchmark:
+        "results/benchmarks/{model}/eval/{variant}/{method}/{persona}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=32000,
+        gpu=1,
+        runtime=120,
     params:
         model=lambda wildcards: model_params(wildcards.model),
         answering=answering_params(),
         runs=config["evaluation"]["runs"],
         max_items=config["evaluation"]["max_items"],
         cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
-    log:
-        "logs/{model}/eval/{variant}/{method}/{persona}.log",
-    benchmark:
-        "results/benchmarks/{model}/eval/{variant}/{method}/{persona}.tsv"
-    threads: 2
-    resources:
-        mem_mb=32000,
-        gpu=1,
-        runtime=120,
-    conda:
-        "../envs/model.yaml"
     script:
         "../scripts/evaluate_wvs.py"
 
@@ -41,17 +41,17 @@ rule score_variant:
         table=temp("results/{model}/scores/{variant}.csv"),
         matrices=temp("results/{model}/scores/{variant}.matrices.csv"),
         topics=temp("results/{model}/scores/{variant}.topics.csv"),
-    params:
-        countries=COUNTRIES,
-        scoring=config["scoring"],
     log:
         "logs/{model}/scores/{variant}.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/core.yaml"
+    params:
+        countries=COUNTRIES,
+        scoring=config["scoring"],
     script:
         "../scripts/score_variant.py"
 
@@ -67,11 +67,11 @@ rule aggregate_alignment:
         topics="results/{model}/alignment_by_topic.csv",
     log:
         "logs/{model}/alignment.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
     script:
         "../scripts/aggregate_alignment.py"

@@ -6,18 +6,18 @@
 rule export_rulegraph:
     output:
         "results/workflow/rulegraph.dot",
-    params:
-        snakefile=workflow.main_snakefile,
-        config=config,
     log:
         "logs/workflow/rulegraph.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        snakefile=workflow.main_snakefile,
+        config=config,
     script:
         "../scripts/export_rulegraph.py"
 
@@ -33,17 +33,17 @@ rule figure2_framework:
             category="Figures",
             subcategory="Workflow",
         ),
-    params:
-        figure="figure2_framework",
     log:
         "logs/figures/figure2_framework.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        figure="figure2_framework",
     script:
         "../scripts/plot_figure.py"
 
@@ -65,18 +65,18 @@ for _figure in ALIGNMENT_FIGURES:
                 subcategory="{model}",
                 labels={"model": "{model}", "figure": _figure},
             ),
-        params:
-            figure=_figure,
-            settings=figure_settings,
         log:
             f"logs/{{root}}/{{model}}/figures/{_figure}.log",
         localrule: True
+        conda:
+            "../envs/core.yaml"
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
-        conda:
-            "../envs/core.yaml"
+        params:
+            figure=_figure,
+            settings=figure_settings,
         script:
             "../scripts/plot_figure.py"
 
@@ -102,17 +102,17 @@ rule figure3_data:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "figure3_data"},
         ),
-    params:
-        figure="figure3_data",
-        settings=config["pairs"]["settings"],
     log:
         "logs/results/{model}/figures/figure3_data.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        figure="figure3_data",
+        settings=config["pairs"]["settings"],
     script:
         "../scripts/plot_figure.py"

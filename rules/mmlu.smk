@@ -9,20 +9,20 @@ rule evaluate_mmlu:
         mapping=config["mmlu"]["mapping"] or [],
     output:
         "results/{model}/mmlu/{variant}.jsonl",
-    params:
-        model=lambda wildcards: model_params(wildcards.model),
-        mmlu={k: config["mmlu"][k] for k in ("subjects", "max_per_subject", "k_shot", "seed")},
     log:
         "logs/{model}/mmlu/{variant}.log",
     benchmark:
         "results/benchmarks/{model}/mmlu/{variant}.tsv"
+    conda:
+        "../envs/model.yaml"
     threads: 2
     resources:
         mem_mb=32000,
         gpu=1,
         runtime=240,
-    conda:
-        "../envs/model.yaml"
+    params:
+        model=lambda wildcards: model_params(wildcards.model),
+        mmlu={k: config["mmlu"][k] for k in ("subjects", "max_per_subject", "k_shot", "seed")},
     script:
         "../scripts/evaluate_mmlu.py"
 
@@ -33,16 +33,16 @@ rule compare_mmlu:
         variants=expand("results/{{model}}/mmlu/{variant}.jsonl", variant=config["mmlu"]["variants"]),
     output:
         "results/{model}/mmlu.csv",
-    params:
-        variants=config["mmlu"]["variants"],
-        seed=config["mmlu"]["seed"],
     log:
         "logs/{model}/mmlu/compare.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        variants=config["mmlu"]["variants"],
+        seed=config["mmlu"]["seed"],
     script:
         "../scripts/compare_mmlu.py"

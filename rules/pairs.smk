@@ -15,17 +15,17 @@ rule collect_pairs:
         ),
         stats="results/{model}/pairs/{source}/{setting}/stats/{country}.csv",
         topics="results/{model}/pairs/{source}/{setting}/stats/{country}.topics.csv",
-    params:
-        strategies=STRATEGIES,
-        seed=config["pairs"]["seed"],
     log:
         "logs/{model}/pairs/{source}/{setting}/{country}.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../envs/core.yaml"
+    params:
+        strategies=STRATEGIES,
+        seed=config["pairs"]["seed"],
     script:
         "../scripts/collect_pairs.py"
 
@@ -38,23 +38,21 @@ rule join_pairs:
             country=COUNTRIES,
         ),
         stats=expand("results/{{model}}/pairs/{{source}}/{{setting}}/stats/{country}.csv", country=COUNTRIES),
-        topics=expand(
-            "results/{{model}}/pairs/{{source}}/{{setting}}/stats/{country}.topics.csv", country=COUNTRIES
-        ),
+        topics=expand("results/{{model}}/pairs/{{source}}/{{setting}}/stats/{country}.topics.csv", country=COUNTRIES),
     output:
         joint=expand("results/{{model}}/pairs/{{source}}/{{setting}}/{strategy}/joint.jsonl", strategy=STRATEGIES),
         stats="results/{model}/pairs/{source}/{setting}/stats.csv",
         topics="results/{model}/pairs/{source}/{setting}/topic_stats.csv",
-    params:
-        strategies=STRATEGIES,
-        countries=COUNTRIES,
     log:
         "logs/{model}/pairs/{source}/{setting}/joint.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../envs/core.yaml"
+    params:
+        strategies=STRATEGIES,
+        countries=COUNTRIES,
     script:
         "../scripts/join_pairs.py"

@@ -8,20 +8,20 @@ rule generate_questions:
     output:
         questions="results/{model}/questions/generate/raw/topic_{topic}.jsonl",
         stats="results/{model}/questions/generate/raw/topic_{topic}.stats.json",
-    params:
-        model=lambda wildcards: model_params(wildcards.model),
-        settings={k: v for k, v in config["questions"].items() if k not in ("source", "near_duplicate_threshold")},
     log:
         "logs/{model}/questions/generate/topic_{topic}.log",
     benchmark:
         "results/benchmarks/{model}/questions/generate/topic_{topic}.tsv"
+    conda:
+        "../envs/model.yaml"
     threads: 2
     resources:
         mem_mb=32000,
         gpu=1,
         runtime=240,
-    conda:
-        "../envs/model.yaml"
+    params:
+        model=lambda wildcards: model_params(wildcards.model),
+        settings={k: v for k, v in config["questions"].items() if k not in ("source", "near_duplicate_threshold")},
     script:
         "../scripts/generate_questions.py"
 
@@ -35,17 +35,17 @@ rule filter_questions:
         counts="results/{model}/questions/{source}/filter_counts.csv",
         topics="results/{model}/questions/{source}/topic_counts.csv",
         dropped="results/{model}/questions/{source}/dropped.jsonl",
-    params:
-        per_topic=config["questions"]["per_topic"],
-        seed=config["questions"]["seed"],
-        near_duplicate_threshold=config["questions"]["near_duplicate_threshold"],
     log:
         "logs/{model}/questions/{source}/filter.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/core.yaml"
+    params:
+        per_topic=config["questions"]["per_topic"],
+        seed=config["questions"]["seed"],
+        near_duplicate_threshold=config["questions"]["near_duplicate_threshold"],
     script:
         "../scripts/filter_questions.py"

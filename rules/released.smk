@@ -30,17 +30,17 @@ rule score_released:
         matrices="results/released/{model}/matrices.csv",
         topics="results/released/{model}/alignment_by_topic.csv",
         wide=expand("results/released/{{model}}/matrix/{method}.csv", method=persona_methods()),
-    params:
-        countries=lambda wildcards: released_countries(wildcards.model),
-        methods=config["released"]["methods"],
-        scoring=config["scoring"],
     log:
         "logs/released/{model}/score.log",
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/core.yaml"
+    params:
+        countries=lambda wildcards: released_countries(wildcards.model),
+        methods=config["released"]["methods"],
+        scoring=config["scoring"],
     script:
         "../scripts/score_released.py"

@@ -12,6 +12,17 @@ rule finetune_joint:
         adapter=directory("results/{model}/sft/joint-{data}-{setting}-{fraction}/adapter"),
         loss="results/{model}/sft/joint-{data}-{setting}-{fraction}/loss.csv",
         stats="results/{model}/sft/joint-{data}-{setting}-{fraction}/train_stats.json",
+    log:
+        "logs/{model}/sft/joint-{data}-{setting}-{fraction}.log",
+    benchmark:
+        "results/benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=48000,
+        gpu=1,
+        runtime=720,
     params:
         model=lambda wildcards: model_params(wildcards.model),
         preset=sft_preset("joint"),
@@ -19,17 +30,6 @@ rule finetune_joint:
         cultures=training_cultures,
         seed=config["pairs"]["seed"],
         checkpoints="checkpoints/{model}/joint-{data}-{setting}-{fraction}",
-    log:
-        "logs/{model}/sft/joint-{data}-{setting}-{fraction}.log",
-    benchmark:
-        "results/benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
-    threads: 2
-    resources:
-        mem_mb=48000,
-        gpu=1,
-        runtime=720,
-    conda:
-        "../envs/model.yaml"
     script:
         "../scripts/finetune.py"
 
@@ -43,6 +43,17 @@ rule finetune_specific:
         adapter=directory("results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/adapter"),
         loss="results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/loss.csv",
         stats="results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/train_stats.json",
+    log:
+        "logs/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.log",
+    benchmark:
+        "results/benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=48000,
+        gpu=1,
+        runtime=240,
     params:
         model=lambda wildcards: model_params(wildcards.model),
         preset=sft_preset("specific"),
@@ -50,16 +61,5 @@ rule finetune_specific:
         cultures=training_cultures,
         seed=config["pairs"]["seed"],
         checkpoints="checkpoints/{model}/specific-{data}-{setting}-{fraction}/{country}",
-    log:
-        "logs/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.log",
-    benchmark:
-        "results/benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
-    threads: 2
-    resources:
-        mem_mb=48000,
-        gpu=1,
-        runtime=240,
-    conda:
-        "../envs/model.yaml"
     script:
         "../scripts/finetune.py"

@@ -18,9 +18,7 @@ from culturespa.tables import (
 
 rule render_table:
     input:
-        unpack(
-            lambda wildcards: table_inputs(wildcards.table, f"results/{wildcards.model}", config, workflow.basedir)
-        ),
+        unpack(lambda wildcards: table_inputs(wildcards.table, f"results/{wildcards.model}", config, workflow.basedir)),
     output:
         csv=report(
             "results/{model}/tables/{table}.csv",
@@ -31,20 +29,20 @@ rule render_table:
         ),
         md="results/{model}/tables/{table}.md",
         tex="results/{model}/tables/{table}.tex",
-    wildcard_constraints:
-        table="|".join(TABLES),
-    params:
-        table=lambda wildcards: wildcards.table,
-        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
-        settings=lambda wildcards: table_settings(wildcards.table, config, COUNTRIES, wildcards.model),
     log:
         "logs/{model}/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(TABLES),
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        table=lambda wildcards: wildcards.table,
+        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
+        settings=lambda wildcards: table_settings(wildcards.table, config, COUNTRIES, wildcards.model),
     script:
         "../scripts/render_table.py"
 
@@ -62,22 +60,22 @@ rule render_released_table:
         ),
         md="results/released/{model}/tables/{table}.md",
         tex="results/released/{model}/tables/{table}.tex",
+    log:
+        "logs/released/{model}/tables/{table}.log",
     wildcard_constraints:
         table="|".join(RELEASED_TABLES),
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         table=lambda wildcards: wildcards.table,
         caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
         settings=lambda wildcards: table_settings(
             wildcards.table, config, released_countries(wildcards.model), wildcards.model, source="released"
         ),
-    log:
-        "logs/released/{model}/tables/{table}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/core.yaml"
     script:
         "../scripts/render_table.py"
 

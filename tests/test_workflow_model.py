@@ -77,3 +77,54 @@ def test_step_6_figures_tables_and_report(tiny_run, snakemake_bin):
                   configfiles=[REPO / "tests/configs/tiny.yaml", paths])
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 100_000 and "figure1_alignment" in html
+
+
+# --- an incremental DAG: only new work is planned ------------------------------------------------
+
+MODEL_RULES = {"convert_gguf_model", "generate_questions", "answer_questions", "finetune_joint",
+               "finetune_specific", "evaluate_wvs", "evaluate_mmlu"}
+
+
+def planned_jobs(snakemake_bin, work, *overlays) -> list[tuple[str, str]]:
+    """(rule, first output) of every job a dry run on the finished ``work`` plans."""
+    import re
+
+    proc = run_snakemake(snakemake_bin, work, "-n", "--nocolor", targets=("all",),
+                         configfiles=[REPO / "tests/configs/tiny.yaml", work / "paths.yaml", *overlays])
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        output = re.search(r"^\s+output: ([^,\n]+)", block, flags=re.M)
+        if head and head.group(1) != "all":
+            jobs.append((head.group(1), output.group(1) if output else ""))
+    return jobs
+
+
+def test_a_finished_run_plans_nothing(tiny_run, snakemake_bin):
+    assert planned_jobs(snakemake_bin, tiny_run.parent.parent) == []
+
+
+def test_adding_a_country_plans_only_its_jobs_and_what_depends_on_all(tiny_run, snakemake_bin, tmp_path):
+    overlay = tmp_path / "add_nga.yaml"
+    overlay.write_text("countries: [USA, CHN, NGA]\n")
+    jobs = planned_jobs(snakemake_bin, tiny_run.parent.parent, overlay)
+    model_jobs = [(rule, out) for rule, out in jobs if rule in MODEL_RULES]
+    joint = "joint-crqpc-culture_aware-100"
+    expected = {
+        ("answer_questions", f"results/{MODEL}/answers/released/culture_aware/NGA.jsonl"),
+        ("finetune_joint", f"results/{MODEL}/sft/{joint}/adapter"),
+        ("evaluate_wvs", f"results/{MODEL}/eval/base/culture_aware/NGA.jsonl"),
+        *{("evaluate_wvs", f"results/{MODEL}/eval/{joint}/culture_aware/{c}.jsonl") for c in ("USA", "CHN", "NGA")},
+        ("evaluate_mmlu", f"results/{MODEL}/mmlu/{joint}.jsonl"),
+    }
+    assert set(model_jobs) == expected and len(model_jobs) == len(expected)
+    pair_jobs = {out for rule, out in jobs if rule == "collect_pairs"}
+    assert pair_jobs == {f"results/{MODEL}/pairs/released/culture_aware/crqpc/NGA.jsonl"}
+
+
+def test_a_setting_that_changes_no_output_reruns_no_model_job(tiny_run, snakemake_bin, tmp_path):
+    overlay = tmp_path / "speed.yaml"
+    overlay.write_text("answering:\n  compile: always\n  batch_size: 3\nscoring:\n  n_boot: 60\n")
+    jobs = planned_jobs(snakemake_bin, tiny_run.parent.parent, overlay)
+    assert not [job for job in jobs if job[0] in MODEL_RULES]
+    assert {rule for rule, _ in jobs} >= {"score_variant", "aggregate_alignment"}  # n_boot changes the CIs
