@@ -416,29 +416,3 @@ def compare_mmlu(model_name, base_path, variant_paths: Mapping[str, str], seed: 
     table = pd.concat(frames, ignore_index=True)
     io.write_csv(out_path, table)
     log.info("MMLU change against the base model:\n%s", table[table.metric == "delta"].to_string(index=False))
-
-
-# --- figures ---------------------------------------------------------------------------------
-
-
-def export_rulegraph(snakefile: str, config: Mapping, out_path: str, target: str = "all") -> None:
-    """Ask Snakemake for this workflow's rule graph under the run's own config (no lock: it only
-    reads the DAG while the calling run holds the lock)."""
-    import subprocess
-    import sys
-    import tempfile
-
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(dict(config), fh)
-    cmd = [sys.executable, "-m", "snakemake", target, "--rulegraph", "--nolock", "--snakefile", snakefile,
-           "--configfile", fh.name]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    finally:
-        Path(fh.name).unlink(missing_ok=True)
-    log.info("%s\n%s", " ".join(cmd), done.stderr)
-    if done.returncode != 0 or "digraph" not in done.stdout:
-        raise RuntimeError(f"snakemake --rulegraph failed ({done.returncode}): {done.stderr[-2000:]}")
-    io.write_text(out_path, done.stdout[done.stdout.index("digraph"):])

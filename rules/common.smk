@@ -8,8 +8,7 @@ sys.path.insert(0, workflow.basedir)
 
 from culturespa.config import check_config, countries as configured_countries
 from culturespa.fetch import read_checksums
-from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
-from culturespa.results import released_methods, variant_methods as configured_variants
+from culturespa.results import variant_methods as configured_variants
 
 check_config(config, workdir=".")
 
@@ -84,35 +83,6 @@ def pipeline_outputs():
         if config["mmlu"]["zip"]:
             out.append(f"results/{model}/mmlu.csv")
     return out
-
-
-def figure_targets(model):
-    """Every figure of a model run by the pipeline (PDF and PNG)."""
-    names = list(ALIGNMENT_FIGURES) + ["figure3_data"]
-    return [f"results/{model}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
-
-
-def released_figure_targets(model):
-    return [f"results/released/{model}/figures/{name}.{ext}" for name in RELEASED_FIGURES for ext in ("pdf", "png")]
-
-
-def paper_outputs():
-    """Every figure and table: for each run model, and for the released answers."""
-    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
-    for model in RUN_MODELS:
-        out += figure_targets(model) + table_targets(model)
-    for model in config["released"]["models"]:
-        out += released_figure_targets(model) + released_table_targets(model)
-    return out
-
-
-def figure_settings(wildcards):
-    """What the run asked for (a variant or method outside it is drawn as 'not run'), and the
-    country order."""
-    if wildcards.root.endswith("released"):
-        codes = [c["code"] for c in config["cultures"]]
-        return {"source": "released", "variants": released_methods(config), "countries": codes}
-    return {"source": "pipeline", "variants": configured_variants(config), "countries": COUNTRIES}
 
 
 def sft_preset(scope):
