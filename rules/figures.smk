@@ -13,18 +13,18 @@ from culturespa import figures
 rule export_rulegraph:
     output:
         "results/workflow/rulegraph.dot",
-    params:
-        snakefile=workflow.main_snakefile,
-        config=config,
     log:
         "logs/workflow/rulegraph.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        snakefile=workflow.main_snakefile,
+        config=config,
     script:
         "../scripts/export_rulegraph.py"
 
@@ -40,18 +40,18 @@ rule figure2_framework:
             category="Figures",
             subcategory="Workflow",
         ),
-    params:
-        figure="figure2_framework",
-        settings=figures.settings("figure2_framework", config),
     log:
         "logs/figures/figure2_framework.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        figure="figure2_framework",
+        settings=figures.settings("figure2_framework", config),
     script:
         "../scripts/plot_figure.py"
 
@@ -73,20 +73,20 @@ for _figure in figures.reading("alignment"):
                 subcategory="{model}",
                 labels={"model": "{model}", "figure": _figure},
             ),
-        wildcard_constraints:
-            root=figure_roots(_figure),
-        params:
-            figure=_figure,
-            settings=figure_settings(_figure),
         log:
             f"logs/{{root}}/{{model}}/figures/{_figure}.log",
+        wildcard_constraints:
+            root=figure_roots(_figure),
         localrule: True
+        conda:
+            "../envs/core.yaml"
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
-        conda:
-            "../envs/core.yaml"
+        params:
+            figure=_figure,
+            settings=figure_settings(_figure),
         script:
             "../scripts/plot_figure.py"
 
@@ -109,20 +109,20 @@ for _figure in figures.reading("alignment", "matrices"):
                 subcategory="{model}",
                 labels={"model": "{model}", "figure": _figure},
             ),
-        wildcard_constraints:
-            root=figure_roots(_figure),
-        params:
-            figure=_figure,
-            settings=figure_settings(_figure),
         log:
             f"logs/{{root}}/{{model}}/figures/{_figure}.log",
+        wildcard_constraints:
+            root=figure_roots(_figure),
         localrule: True
+        conda:
+            "../envs/core.yaml"
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
-        conda:
-            "../envs/core.yaml"
+        params:
+            figure=_figure,
+            settings=figure_settings(_figure),
         script:
             "../scripts/plot_figure.py"
 
@@ -148,17 +148,17 @@ rule figure3_data:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "figure3_data"},
         ),
-    params:
-        figure="figure3_data",
-        settings=figures.settings("figure3_data", config),
     log:
         "logs/results/{model}/figures/figure3_data.log",
     localrule: True
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        figure="figure3_data",
+        settings=figures.settings("figure3_data", config),
     script:
         "../scripts/plot_figure.py"

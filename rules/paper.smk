@@ -70,7 +70,9 @@ def figure_roots(figure):
 
 def figure_targets(model):
     """Every figure of a model run by the pipeline (PDF and PNG)."""
-    return expand("results/{model}/figures/{figure}.{ext}", model=model, figure=figures.MODEL_FIGURES, ext=("pdf", "png"))
+    return expand(
+        "results/{model}/figures/{figure}.{ext}", model=model, figure=figures.MODEL_FIGURES, ext=("pdf", "png")
+    )
 
 
 def released_figure_targets(model):

@@ -31,20 +31,20 @@ rule table_alignment:
         ),
         md="results/{model}/tables/{table}.md",
         tex="results/{model}/tables/{table}.tex",
-    wildcard_constraints:
-        table="|".join(tables.reading("alignment")),
-    params:
-        table=lambda wildcards: wildcards.table,
-        caption=table_caption,
-        settings=table_settings,
     log:
         "logs/{model}/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(tables.reading("alignment")),
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/core.yaml"
+    params:
+        table=lambda wildcards: wildcards.table,
+        caption=table_caption,
+        settings=table_settings,
     script:
         "../scripts/render_table.py"
 
@@ -110,6 +110,7 @@ use rule table_alignment as table_example_questions with:
 # no input: the run's settings, from the config alone
 use rule table_alignment as table_hyperparameters with:
     input:
+        [],
     wildcard_constraints:
         table="hyperparameters",
 
@@ -135,12 +136,12 @@ use rule table_alignment as released_table_alignment with:
         ),
         md="results/released/{model}/tables/{table}.md",
         tex="results/released/{model}/tables/{table}.tex",
+    log:
+        "logs/released/{model}/tables/{table}.log",
     wildcard_constraints:
         table="|".join(t for t in tables.reading("alignment") if t in tables.RELEASED_TABLES),
     params:
         settings=released_table_settings,
-    log:
-        "logs/released/{model}/tables/{table}.log",
 
 
 use rule released_table_alignment as released_table_alignment_by_topic with:

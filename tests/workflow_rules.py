@@ -31,5 +31,6 @@ def caption_of(rule, output: str) -> str | None:
     report = getattr(rule.output, output).flags.get("report")
     if report is None or report.caption is None:
         return None
-    caption = report.caption.get_path_or_uri(secret_free=True) if hasattr(report.caption, "get_path_or_uri") else str(report.caption)
-    return str(Path(caption).resolve().relative_to(REPO))
+    caption = report.caption  # a source file object once the workflow is parsed
+    path = caption.get_path_or_uri(secret_free=True) if hasattr(caption, "get_path_or_uri") else str(caption)
+    return str(Path(path).resolve().relative_to(REPO))

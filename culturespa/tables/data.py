@@ -204,7 +204,8 @@ def topic_distribution(inputs: Mapping, settings: Mapping) -> Table:
     if bad:
         notes.append(f"{MISSING} topics {', '.join(r['Topic'] for r in bad)}: no row in topic_counts.csv.")
     cols = list(shown[0])
-    return Table(csv_frame(records), pd.DataFrame(shown, columns=cols), notes, align=["r", "l"] + ["r"] * (len(cols) - 2),
+    return Table(csv_frame(records), pd.DataFrame(shown, columns=cols), notes,
+                 align=["r", "l"] + ["r"] * (len(cols) - 2),
                  sections=[len(shown) - 1])
 
 
