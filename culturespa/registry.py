@@ -20,15 +20,10 @@ from .errors import ConfigError
 @dataclass(frozen=True, kw_only=True)
 class Spec:
     name: str
-    caption: str
+    caption: str  # tables: the caption text; figures: the caption file (report/figures/*.rst)
     inputs: tuple[str, ...]  # the named inputs of its rule
     settings: Callable[..., dict]
     released: bool = False  # the authors' released answers (results/released/{model}) can fill it
-
-    def config_keys(self) -> list[str]:
-        """The config sections the settings read."""
-        params = inspect.signature(self.settings).parameters.values()
-        return [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
 
     def settings_for(self, config: Mapping, **context: Any) -> dict:
         """The settings from ``config`` and the rule's ``context`` (only what the function names)."""

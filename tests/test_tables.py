@@ -455,6 +455,8 @@ def test_settings_for_the_paper_config(paper_config):
     assert "hyper" not in scores  # a table gets only the settings it shows
     with pytest.raises(Exception, match="no released version"):
         settings_for("combined_prompting", paper_config, released=True)
+    with pytest.raises(Exception, match="question_filtering: the config has no 'questions' section"):
+        tables.settings("question_filtering", {"pairs": {}})
 
 
 def test_a_config_change_touches_only_the_tables_that_show_it(paper_config):

@@ -16,6 +16,9 @@ from ..results import Cell, Results
 from .style import BELOW_LEGEND, FULL_WIDTH, MISSING_MARK, add_notes, grouped_bars, palette, value_range
 
 
+# --- figure 1 -------------------------------------------------------------------------------
+
+
 def alignment_by_country(res: Results) -> plt.Figure:
     """Figure 1: alignment per country for culture-unaware prompting, P1, and CultureSPA."""
     groups = [*res.countries, AVG]
