@@ -31,13 +31,6 @@ COMBINED_METHODS = [P1, P2, P3, P1_P3, P2_P3]
 TRAINING_VARIANTS = {"Culture-joint": CULTURESPA, "Culture-specific": SPECIFIC, "CCT (joint)": CCT}
 
 
-# figure file names: those drawn from a model's alignment table (also for the released answers,
-# where only RELEASED_FIGURES have anything to show), and the two with their own inputs
-ALIGNMENT_FIGURES = ["figure1_alignment", "figure4_sampling", "figure5_matrices", "figure6_data_quantity",
-                     "figure_pluralism", "figure_distributional"]
-RELEASED_FIGURES = ["figure1_alignment", "figure5_matrices", "figure_pluralism", "figure_distributional"]
-
-
 def fraction_variant(percent: int, data: str = "crqpc", setting: str = "culture_aware") -> str:
     return f"joint-{data}-{setting}-{percent}"
 

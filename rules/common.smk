@@ -184,3 +184,26 @@ def raw_question_files(wildcards):
             for t in TOPICS
         ]
     return [f"results/{wildcards.model}/questions/generate/raw/topic_{t}.jsonl" for t in TOPICS]
+
+
+# --- the authors' released answers ------------------------------------------------------------------
+
+
+def released_countries(model):
+    """Every catalogued culture the authors released answers for (independent of 'countries')."""
+    return [c for c in CATALOGUE if f"result/{model}/wvs_result_culture_aware_{c}_0.json" in CHECKSUMS]
+
+
+def persona_methods():
+    return [m for m in config["released"]["methods"] if m != "culture_unaware"]
+
+
+def released_answer_files(model):
+    """The released answer files that the configured methods and countries need."""
+    wanted = []
+    for method in config["released"]["methods"]:
+        if method == "culture_unaware":
+            wanted.append(f"result/{model}/wvs_result_culture_unaware_0.json")
+        else:
+            wanted += [f"result/{model}/wvs_result_{method}_{c}_0.json" for c in released_countries(model)]
+    return [culturespa_file(p) for p in wanted if p in CHECKSUMS]

@@ -1,24 +1,26 @@
 # Every table of the paper, rendered from results/ (never by re-running a model): CSV for machines,
-# Markdown for the README, LaTeX (booktabs) for papers. The logic, and the input and target lists
-# (table_inputs, table_targets, released_table_targets), live in culturespa/tables.py.
+# Markdown for the README, LaTeX (booktabs) for papers. culturespa/tables holds one spec per table
+# (caption, builder, input names, settings); the rules below name each table's inputs, and
+# tests/test_tables.py checks that they match the specs. Each rule renders {table}: the first
+# rule is written out, the others reuse it (`use rule`) with their own inputs and tables.
+# The params functions and target lists live in rules/paper.smk. Needs SOURCE from rules/common.smk.
 
-from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
-from culturespa.results import released_methods
-from culturespa.tables import (
-    CAPTIONS as TABLE_CAPTIONS,
-    RELEASED_TABLES,
-    TABLES,
-    released_table_inputs,
-    released_table_targets,
-    table_inputs,
-    table_settings,
-    table_targets,
-)
+import os
+
+from culturespa import tables
 
 
-rule render_table:
+include: "paper.smk"
+
+
+# editing a prompt re-renders the prompt templates table
+PROMPTS_FILE = os.path.relpath(os.path.join(workflow.basedir, "culturespa", "prompts.py"))
+
+
+# the tables read from alignment.csv alone
+rule table_alignment:
     input:
-        unpack(lambda wildcards: table_inputs(wildcards.table, f"results/{wildcards.model}", config, workflow.basedir)),
+        alignment="results/{model}/alignment.csv",
     output:
         csv=report(
             "results/{model}/tables/{table}.csv",
@@ -32,7 +34,7 @@ rule render_table:
     log:
         "logs/{model}/tables/{table}.log",
     wildcard_constraints:
-        table="|".join(TABLES),
+        table="|".join(tables.reading("alignment")),
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -41,15 +43,89 @@ rule render_table:
         runtime=10,
     params:
         table=lambda wildcards: wildcards.table,
-        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
-        settings=lambda wildcards: table_settings(wildcards.table, config, COUNTRIES, wildcards.model),
+        caption=table_caption,
+        settings=table_settings,
     script:
         "../scripts/render_table.py"
 
 
-rule render_released_table:
+use rule table_alignment as table_data_quantity with:
     input:
-        unpack(lambda wildcards: released_table_inputs(wildcards.table, f"results/released/{wildcards.model}")),
+        alignment="results/{model}/alignment.csv",
+        train_stats=trained_fraction_stats,
+    wildcard_constraints:
+        table="data_quantity",
+
+
+use rule table_alignment as table_alignment_by_topic with:
+    input:
+        by_topic="results/{model}/alignment_by_topic.csv",
+    wildcard_constraints:
+        table="alignment_by_topic",
+
+
+use rule table_alignment as table_general_ability with:
+    input:
+        mmlu="results/{model}/mmlu.csv" if config["mmlu"]["zip"] else [],
+    wildcard_constraints:
+        table="general_ability",
+
+
+use rule table_alignment as table_collected_pairs with:
+    input:
+        pairs_stats=expand(
+            "results/{{model}}/pairs/{source}/{setting}/stats.csv", source=SOURCE, setting=config["pairs"]["settings"]
+        ),
+    wildcard_constraints:
+        table="collected_pairs",
+
+
+use rule table_alignment as table_question_filtering with:
+    input:
+        filter_counts=f"results/{{model}}/questions/{SOURCE}/filter_counts.csv",
+    wildcard_constraints:
+        table="question_filtering",
+
+
+use rule table_alignment as table_topic_distribution with:
+    input:
+        topic_counts=f"results/{{model}}/questions/{SOURCE}/topic_counts.csv",
+        pool=f"results/{{model}}/questions/{SOURCE}/pool.jsonl",
+        pair_topics=expand(
+            "results/{{model}}/pairs/{source}/{setting}/topic_stats.csv",
+            source=SOURCE,
+            setting=config["pairs"]["settings"],
+        ),
+    wildcard_constraints:
+        table="topic_distribution",
+
+
+use rule table_alignment as table_example_questions with:
+    input:
+        pool=f"results/{{model}}/questions/{SOURCE}/pool.jsonl",
+    wildcard_constraints:
+        table="example_questions",
+
+
+# no input: the run's settings, from the config alone
+use rule table_alignment as table_hyperparameters with:
+    input:
+        [],
+    wildcard_constraints:
+        table="hyperparameters",
+
+
+use rule table_alignment as table_prompt_templates with:
+    input:
+        prompts=PROMPTS_FILE,
+    wildcard_constraints:
+        table="prompt_templates",
+
+
+# the authors' released answers, scored (results/released/{model}): the tables they can fill
+use rule table_alignment as released_table_alignment with:
+    input:
+        alignment="results/released/{model}/alignment.csv",
     output:
         csv=report(
             "results/released/{model}/tables/{table}.csv",
@@ -63,43 +139,13 @@ rule render_released_table:
     log:
         "logs/released/{model}/tables/{table}.log",
     wildcard_constraints:
-        table="|".join(RELEASED_TABLES),
-    conda:
-        "../envs/core.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
+        table="|".join(t for t in tables.reading("alignment") if t in tables.RELEASED_TABLES),
     params:
-        table=lambda wildcards: wildcards.table,
-        caption=lambda wildcards: TABLE_CAPTIONS[wildcards.table],
-        settings=lambda wildcards: table_settings(
-            wildcards.table, config, released_countries(wildcards.model), wildcards.model, source="released"
-        ),
-    script:
-        "../scripts/render_table.py"
+        settings=released_table_settings,
 
 
-def figure_targets(model):
-    names = list(ALIGNMENT_FIGURES) + ["figure3_data"]
-    return [f"results/{model}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
-
-
-def released_figure_targets(model):
-    return [f"results/released/{model}/figures/{name}.{ext}" for name in RELEASED_FIGURES for ext in ("pdf", "png")]
-
-
-def paper_outputs():
-    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
-    for model in RUN_MODELS:
-        out += figure_targets(model) + table_targets(model)
-    for model in config["released"]["models"]:
-        out += released_figure_targets(model) + released_table_targets(model)
-    return out
-
-
-def figure_settings(wildcards):
-    if wildcards.root.endswith("released"):
-        codes = list(CATALOGUE)
-        return {"source": "released", "variants": released_methods(config), "countries": codes}
-    return {"source": "pipeline", "variants": configured_variants(config), "countries": COUNTRIES}
+use rule released_table_alignment as released_table_alignment_by_topic with:
+    input:
+        by_topic="results/released/{model}/alignment_by_topic.csv",
+    wildcard_constraints:
+        table="alignment_by_topic",

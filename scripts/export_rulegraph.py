@@ -1,7 +1,7 @@
 """The workflow's own rule graph (Graphviz dot), for the framework figure."""
 
-from culturespa.logs import run_logged
 from culturespa.figures import export_rulegraph
+from culturespa.logs import run_logged
 
 run_logged(
     snakemake.log[0],

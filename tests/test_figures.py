@@ -1,14 +1,13 @@
 """Every figure draws from small fixture results tables, through the same entry point as its rule,
 and shows a variant that was not run as missing (with the reason), never as a zero bar."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.patches import Rectangle
+from workflow_rules import REPO, caption_of, producers, workflow
 
-from culturespa import design, figures
+from culturespa import figures
 from culturespa.design import AVG, BASE, CULTURESPA, P1
 from culturespa.results import Results
 
@@ -73,12 +72,19 @@ def note_text(fig):
     return "\n".join(t.get_text() for t in fig.texts)
 
 
-@pytest.mark.parametrize("name", design.ALIGNMENT_FIGURES)
+RESULTS_FIGURES = [s.name for s in figures.SPECS if "alignment" in s.inputs]
+
+
+def outputs(folder, name):
+    return {"pdf": str(folder / f"{name}.pdf"), "png": str(folder / f"{name}.png")}
+
+
+@pytest.mark.parametrize("name", RESULTS_FIGURES)
 def test_each_alignment_figure_renders_through_its_rule_entry(results_dir, name):
-    inputs = SimpleNamespace(alignment=str(results_dir / "alignment.csv"), matrices=str(results_dir / "matrices.csv"))
-    settings = {"source": "pipeline", "variants": CONFIGURED, "countries": COUNTRIES}
-    outputs = SimpleNamespace(pdf=str(results_dir / f"{name}.pdf"), png=str(results_dir / f"{name}.png"))
-    figures.render(name, inputs, SimpleNamespace(settings=settings), outputs, model="m")
+    files = {"alignment": str(results_dir / "alignment.csv"), "matrices": str(results_dir / "matrices.csv")}
+    inputs = {k: files[k] for k in figures.spec(name).inputs}  # only what its rule gives it
+    settings = figures.settings(name, {}, model="m", source="pipeline", variants=CONFIGURED, countries=COUNTRIES)
+    figures.render(name, inputs, settings, outputs(results_dir, name))
     assert (results_dir / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     assert (results_dir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(results_dir.glob(".*.tmp"))  # written atomically
@@ -136,7 +142,7 @@ def test_framework_figure_from_a_rule_graph(tmp_path):
     dot = """digraph snakemake_dag {
     0[label = "all", color = "0.1 0.6 0.85", style="rounded"];
     1[label = "collect_pairs", color = "0.2 0.6 0.85", style="rounded"];
-    2[label = "answer_pool_culture_aware", color = "0.3 0.6 0.85", style="rounded"];
+    2[label = "answer_questions", color = "0.3 0.6 0.85", style="rounded"];
     3[label = "finetune_joint", color = "0.4 0.6 0.85", style="rounded"];
     4[label = "figure1_alignment", color = "0.4 0.6 0.85", style="rounded"];
     2 -> 1
@@ -145,12 +151,12 @@ def test_framework_figure_from_a_rule_graph(tmp_path):
     4 -> 0
 }"""
     nodes, edges = figures.parse_rulegraph(dot)
-    assert nodes["2"] == "answer_pool_culture_aware" and ("2", "1") in edges
-    assert [figures.STEPS[figures.step_of(r)][0][0] for r in ("answer_pool_x", "collect_pairs", "finetune_joint")] == [
+    assert nodes["2"] == "answer_questions" and ("2", "1") in edges
+    assert [figures.STEPS[figures.step_of(r)][0][0] for r in ("answer_questions", "collect_pairs", "finetune_joint")] == [
         "2", "3", "4"]
     (tmp_path / "rg.dot").write_text(dot)
-    outputs = SimpleNamespace(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
-    figures.render("figure2_framework", SimpleNamespace(rulegraph=str(tmp_path / "rg.dot")), None, outputs)
+    settings = figures.settings("figure2_framework", {})
+    figures.render("figure2_framework", {"rulegraph": str(tmp_path / "rg.dot")}, settings, outputs(tmp_path, "f"))
     assert (tmp_path / "f.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="no rules"):
         figures.parse_rulegraph("digraph {}")
@@ -163,7 +169,41 @@ def test_data_distribution_figure(tmp_path):
                            for c in COUNTRIES for t in range(13)])
     for name, frame in (("stats", stats), ("topics", topics)):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
-    inputs = SimpleNamespace(stats=[str(tmp_path / "stats.csv")], topic_stats=[str(tmp_path / "topics.csv")])
-    outputs = SimpleNamespace(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
-    figures.render("figure3_data", inputs, SimpleNamespace(settings=["culture_aware"]), outputs)
+    inputs = {"stats": [str(tmp_path / "stats.csv")], "topic_stats": [str(tmp_path / "topics.csv")]}
+    settings = figures.settings("figure3_data", {"pairs": {"settings": ["culture_aware"]}})
+    assert settings == {"pair_settings": ["culture_aware"]}
+    figures.render("figure3_data", inputs, settings, outputs(tmp_path, "f"))
     assert (tmp_path / "f.pdf").exists()
+
+
+def test_each_rule_names_the_inputs_of_its_spec():
+    """rules/figures.smk as Snakemake parses it: one rule per figure, whose named inputs are the
+    spec's and whose PNG carries the spec's caption file; a released version only where the spec
+    says the released answers fill it."""
+    for spec in figures.SPECS:
+        roots = [("results/M", True), ("results/released/M", spec.released)] if spec.per_model else [("results", True)]
+        for root, exists in roots:
+            rules = producers(f"{root}/figures/{spec.name}.png")
+            if not exists:
+                assert rules == [], (root, spec.name)
+                continue
+            assert [r.name for r in rules] == [spec.name]
+            assert list(rules[0].input.keys()) == list(spec.inputs), spec.name
+            assert list(rules[0].output.keys()) == ["pdf", "png"]
+            assert caption_of(rules[0], "png") == spec.caption
+    paper = set(workflow().get_rule("paper").input)
+    model = workflow().config["run_models"][0]
+    released = workflow().config["released"]["models"][0]
+    for ext in ("pdf", "png"):
+        assert f"results/figures/figure2_framework.{ext}" in paper
+        assert {f"results/{model}/figures/{name}.{ext}" for name in figures.MODEL_FIGURES} <= paper
+        assert {f"results/released/{released}/figures/{name}.{ext}" for name in figures.RELEASED_FIGURES} <= paper
+
+
+def test_every_figure_has_a_caption():
+    for spec in figures.SPECS:
+        assert len((REPO / spec.caption).read_text().strip()) > 40, spec.caption
+    with pytest.raises(ValueError, match="unknown figure"):
+        figures.spec("figure9")
+    with pytest.raises(ValueError, match="no released version"):
+        figures.settings("figure4_sampling", {}, model="m", source="released", variants={}, countries=[])

@@ -10,10 +10,13 @@ import re
 
 import pandas as pd
 import pytest
+from workflow_rules import REPO, caption_of, producers, workflow
 
 from culturespa import design, tables
 from culturespa.design import AVG, BASE, CULTURESPA, SPECIFIC
 from culturespa.methods import CULTURE_UNAWARE, P1, P3
+from culturespa.results import released_methods, variant_methods
+from culturespa.tables.alignment import TOPIC_ROWS
 
 MODEL = "TinyModel"
 COUNTRIES = ["USA", "CHN"]
@@ -134,14 +137,35 @@ def root(tmp_path, config):
 
 
 def inputs_for(name, root, config):
-    return tables.table_inputs(name, str(root), config)
+    """The named inputs the table's rule gives it (rules/tables.smk), only those of its spec."""
+    source = config["questions"]["source"]
+    settings = config["pairs"]["settings"]
+    fractions = [design.fraction_variant(p) for p in design.FRACTIONS]
+    paths = {
+        "alignment": root / "alignment.csv",
+        "by_topic": root / "alignment_by_topic.csv",
+        "train_stats": [root / f"sft/{v}/train_stats.json" for v in fractions if v in config["sft"]["variants"]],
+        "mmlu": root / "mmlu.csv" if config["mmlu"]["zip"] else [],
+        "pairs_stats": [root / f"pairs/{source}/{s}/stats.csv" for s in settings],
+        "filter_counts": root / f"questions/{source}/filter_counts.csv",
+        "topic_counts": root / f"questions/{source}/topic_counts.csv",
+        "pool": root / f"questions/{source}/pool.jsonl",
+        "pair_topics": [root / f"pairs/{source}/{s}/topic_stats.csv" for s in settings],
+        "prompts": REPO / "culturespa/prompts.py",
+    }
+    return {k: paths[k] for k in tables.spec(name).inputs}
 
 
-def render(name, root, config, tmp_path, **kw):
-    inputs = inputs_for(name, root, config)
-    settings = tables.table_settings(name, config, config["countries"], MODEL, **kw)
+def settings_for(name, config, released=False):
+    """The params its rule passes (rules/paper.smk)."""
+    variants = released_methods(config) if released else variant_methods(config)
+    return tables.settings(name, config, countries=config["countries"], variants=variants,
+                           source="released" if released else "pipeline")
+
+
+def render(name, root, config, tmp_path):
     out = {ext: tmp_path / "out" / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-    table = tables.render(name, inputs, settings, out)
+    table = tables.render(name, inputs_for(name, root, config), settings_for(name, config), out)
     return table, pd.read_csv(out["csv"]), out["md"].read_text(), out["tex"].read_text()
 
 
@@ -150,7 +174,7 @@ def parse_markdown(text):
     lines = [l for l in text.splitlines() if l.startswith("|")]
     split = lambda l: [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", l)[1:-1]]  # noqa: E731
     header, sep, *rows = (split(l) for l in lines)
-    assert all(re.fullmatch(r"-+:?", c) for c in sep)
+    assert all(re.fullmatch(r":?-+:?", c) for c in sep)
     assert all(len(r) == len(header) for r in rows)
     return header, rows
 
@@ -179,7 +203,7 @@ EXPECTED_HEADER = {
     "joint_specific_cct": ["Model", *COUNTRIES, AVG],
     "sampling_strategies": ["Training data", *COUNTRIES, AVG, f"Δ {AVG} vs base P1"],
     "data_quantity": ["Training data (%)", "Training pairs", f"{AVG} score (P1)"],
-    "alignment_by_topic": ["Topic", *[design.row_label(v, m) for v, m in tables.TOPIC_ROWS]],
+    "alignment_by_topic": ["Topic", *[design.row_label(v, m) for v, m in TOPIC_ROWS]],
     "hyperparameters": ["Group", "Setting", "Value"],
     "prompt_templates": ["Template", "Used by", "Role", "Text"],
     "question_filtering": ["Stage", "Filter", "What it does", "Kept", "Dropped"],
@@ -286,10 +310,8 @@ def test_released_table_marks_culturespa_not_released(tmp_path, config):
     frame.drop(columns=["variant", "n_runs", "run_sd"]).to_csv(rel / "alignment.csv", index=False)
     topic_rows(with_variant=False).to_csv(rel / "alignment_by_topic.csv", index=False)
     for name in tables.RELEASED_TABLES:
-        inputs = tables.released_table_inputs(name, str(rel))
-        settings = tables.table_settings(name, config, COUNTRIES, MODEL, source="released")
         out = {ext: tmp_path / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-        tables.render(name, inputs, settings, out)
+        tables.render(name, inputs_for(name, rel, config), settings_for(name, config, released=True), out)
         md = out["md"].read_text()
         assert "not released by the authors" in md
         csv = pd.read_csv(out["csv"])
@@ -320,9 +342,9 @@ def test_general_ability(root, config, tmp_path):
     spec = design.variant_label(SPECIFIC)
     assert all(r[header.index(spec)] == "—" for r in rows)
     assert f"not run: {SPECIFIC} is not in sft.variants" in notes_of(md)
-    # MMLU not configured: no input, every cell missing with the reason
+    # MMLU not configured: no input (the rule gives an empty list), every cell missing with the reason
     config["mmlu"]["zip"] = None
-    assert tables.table_inputs("general_ability", str(root), config) == {}
+    assert inputs_for("general_ability", root, config) == {"mmlu": []}
     _, csv, md, _ = render("general_ability", root, config, tmp_path)
     assert "MMLU not configured (mmlu.zip is null)" in md
     assert csv.value.isna().all() and (csv.status == "missing").all()
@@ -392,30 +414,67 @@ def test_prompt_templates_show_placeholders(root, config, tmp_path):
     assert "#Question: {question}<br>#Options: {options}" in md
 
 
-def test_inputs_follow_the_config(config):
-    root = "results/M"
-    assert tables.table_inputs("main_results", root, config) == {"alignment": "results/M/alignment.csv"}
-    config["pairs"]["settings"] = ["culture_aware", "cross_culture"]
-    assert tables.table_inputs("collected_pairs", root, config)["pairs_stats"] == [
-        "results/M/pairs/released/culture_aware/stats.csv", "results/M/pairs/released/cross_culture/stats.csv"]
-    assert tables.table_inputs("data_quantity", root, config)["train_stats"] == [
-        f"results/M/sft/{design.fraction_variant(50)}/train_stats.json", f"results/M/sft/{CULTURESPA}/train_stats.json"]
-    assert tables.table_inputs("hyperparameters", root, config) == {}
-    assert tables.table_inputs("prompt_templates", root, config, basedir=".") == {"prompts": "culturespa/prompts.py"}
-    assert len(tables.table_targets("M")) == 3 * len(tables.TABLES)
-    assert tables.released_table_targets("M")[0] == "results/released/M/tables/main_results.csv"
+def test_each_rule_names_the_inputs_of_its_spec():
+    """rules/tables.smk as Snakemake parses it: one rule per table (and per released table),
+    whose named inputs are the spec's, with the report caption; released tables only where the
+    spec says the released answers fill them."""
+    for spec in tables.SPECS:
+        for root, exists in (("results", True), ("results/released", spec.released)):
+            rules = producers(f"{root}/M/tables/{spec.name}.csv")
+            if not exists:
+                assert rules == [], (root, spec.name)
+                continue
+            assert len(rules) == 1, (root, spec.name, [r.name for r in rules])
+            rule = rules[0]
+            assert list(rule.input.keys()) == list(spec.inputs), rule.name
+            assert list(rule.output.keys()) == ["csv", "md", "tex"]
+            assert caption_of(rule, "csv") == "report/table.rst"
+    paper = set(workflow().get_rule("paper").input)
+    model = workflow().config["run_models"][0]
+    released = workflow().config["released"]["models"][0]
+    for ext in tables.FORMATS:
+        assert {f"results/{model}/tables/{name}.{ext}" for name in tables.TABLES} <= paper
+        assert {f"results/released/{released}/tables/{name}.{ext}" for name in tables.RELEASED_TABLES} <= paper
+
+
+def test_every_table_has_a_caption():
+    assert "{{ snakemake.params.caption }}" in (REPO / "report/table.rst").read_text()
+    for spec in tables.SPECS:
+        assert len(spec.caption) > 40 and spec.caption.endswith("."), spec.name
     with pytest.raises(Exception, match="unknown table"):
-        tables.table_inputs("figure9", root, config)
+        tables.spec("figure9")
 
 
 def test_settings_for_the_paper_config(paper_config):
-    countries = paper_config["countries"]
     for name in tables.TABLES:
-        settings = tables.table_settings(name, paper_config, countries, "M")
-        json.dumps(settings)  # plain data: Snakemake compares params between runs
-    scores = tables.table_settings("main_results", paper_config, countries, "M")
+        json.dumps(settings_for(name, paper_config))  # plain data: Snakemake compares params between runs
+    for name in tables.RELEASED_TABLES:
+        json.dumps(settings_for(name, paper_config, released=True))
+    scores = settings_for("main_results", paper_config)
     assert scores["variants"][BASE] == paper_config["evaluation"]["base_methods"]
     assert "hyper" not in scores  # a table gets only the settings it shows
+    with pytest.raises(Exception, match="no released version"):
+        settings_for("combined_prompting", paper_config, released=True)
+    with pytest.raises(Exception, match="question_filtering: the config has no 'questions' section"):
+        tables.settings("question_filtering", {"pairs": {}})
+
+
+def test_a_config_change_touches_only_the_tables_that_show_it(paper_config):
+    """The rules pass these settings as params: Snakemake re-renders a table when they change."""
+    before = {name: settings_for(name, paper_config) for name in tables.TABLES}
+
+    def changed(section, key, value):
+        cfg = copy.deepcopy(paper_config)
+        cfg[section][key] = value
+        return {name for name in tables.TABLES if settings_for(name, cfg) != before[name]}
+
+    scored = {"main_results", "combined_prompting", "joint_specific_cct", "sampling_strategies", "data_quantity"}
+    assert changed("scoring", "n_boot", 17) == scored | {"hyperparameters"}
+    assert changed("scoring", "majority_baseline", "CHN") == {"main_results", "hyperparameters"}
+    assert changed("answering", "compile", not paper_config["answering"].get("compile")) == set()
+    assert changed("pairs", "seed", 99) == {"hyperparameters"}
+    assert "prompt_templates" not in changed("evaluation", "runs", 3)
+    assert changed("questions", "near_duplicate_threshold", 0.5) == {"question_filtering", "hyperparameters"}
 
 
 def test_latex_escape():

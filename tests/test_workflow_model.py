@@ -57,10 +57,10 @@ def test_step_5_tables(tiny_run):
 
 
 def test_step_6_figures_tables_and_report(tiny_run, snakemake_bin):
-    from culturespa.design import ALIGNMENT_FIGURES
+    from culturespa.figures import MODEL_FIGURES
     from culturespa.tables import TABLES
 
-    for name in [*ALIGNMENT_FIGURES, "figure3_data"]:
+    for name in MODEL_FIGURES:
         for ext in ("pdf", "png"):
             assert (tiny_run / "figures" / f"{name}.{ext}").stat().st_size > 5_000, name
     assert (tiny_run.parent / "figures" / "figure2_framework.png").is_file()
