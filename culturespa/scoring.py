@@ -104,7 +104,8 @@ def align_answers(frame: pd.DataFrame, survey: Survey) -> PersonaAnswers:
         item = survey.items[i]
         choice = getattr(rec, "choice", None) if has_choice else None
         if choice is not None and not pd.isna(choice):
-            p = s = int(choice)
+            p = int(choice)  # generate mode: parse_paper's number, which may be no option (7 on 1-4)
+            s = p if p in item.numbers else None
         else:
             reply = rec.reply if isinstance(rec.reply, str) else None
             p, s = parse_paper(reply), parse_strict(reply, item.numbers)
