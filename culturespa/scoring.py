@@ -172,19 +172,28 @@ class _MethodScorer:
         rows.append(self._avg_row(PAPER_SCORE, values, boots, rows))
         # distributional metrics: per-question similarity, averaged over questions
         for name, fn in ((JS, metrics.js_similarity), (W1, metrics.wasserstein_similarity)):
-            boots, values, start = [], [], len(rows)
-            for c in self.countries:
-                v = _dist_values(per_country[c], self.survey, c, fn)
-                mask = ~np.isnan(v)
-                vz = np.where(mask, v, 0.0)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    boot = (self.weights @ vz) / (self.weights @ mask)
-                value = metrics.weighted_mean(v)
-                nv, ni = _counts(~np.isnan(per_country[c].strict), has_survey[c])
-                rows.append(self._row(name, c, value, boot, nv, ni))
-                boots.append(boot)
-                values.append(value)
-            rows.append(self._avg_row(name, values, boots, rows[start:]))
+            rows += self.question_mean(
+                name,
+                {c: _dist_values(per_country[c], self.survey, c, fn) for c in self.countries},
+                {c: _counts(~np.isnan(per_country[c].strict), has_survey[c]) for c in self.countries},
+            )
+        return rows
+
+    def question_mean(self, metric: str, values: dict[str, np.ndarray], counts: dict[str, tuple[int, int]]) -> list[dict]:
+        """Rows of a per-question metric averaged over questions (NaN = not counted), per country
+        and AVG, with the bootstrap over questions; ``counts``: (n_valid, n_invalid) per country."""
+        rows, boots, means = [], [], []
+        for c in self.countries:
+            v = values[c]
+            mask = ~np.isnan(v)
+            vz = np.where(mask, v, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = (self.weights @ vz) / (self.weights @ mask)
+            value = metrics.weighted_mean(v)
+            rows.append(self._row(metric, c, value, boot, *counts[c]))
+            boots.append(boot)
+            means.append(value)
+        rows.append(self._avg_row(metric, means, boots, rows))
         return rows
 
     def pluralism(self, per_country: dict[str, PersonaAnswers]) -> tuple[list[dict], pd.DataFrame]:
@@ -226,8 +235,11 @@ class _MethodScorer:
         return np.array([[self.survey.similarity(a, b) for b in cs] for a in cs])
 
     def _row(self, metric, country, value, boot, n_valid, n_invalid):
+        """A table row; ``boot`` (the bootstrap samples, for statistics of several rows such as a
+        mean over option orders) is dropped when the rows become a table (``COLUMNS``)."""
         lo, hi = self.ci(boot) if not np.isnan(value) else (np.nan, np.nan)
-        return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid, n_invalid=n_invalid)
+        return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid,
+                    n_invalid=n_invalid, boot=boot)
 
     def _avg_row(self, metric, values, boots, country_rows):
         values = np.asarray(values, float)
@@ -241,6 +253,19 @@ class _MethodScorer:
         return self._row(
             metric, AVG, value, boot, sum(r["n_valid"] for r in country_rows), sum(r["n_invalid"] for r in country_rows)
         )
+
+
+def per_country_answers(frame: pd.DataFrame, survey: Survey, countries: Sequence[str], method: str = "") -> dict[str, PersonaAnswers]:
+    """One method's answers per country: culture-unaware answers (persona ``NO_PERSONA``) are
+    every country's; otherwise each country's own persona, which must be there."""
+    personas = set(frame["persona"])
+    if personas == {NO_PERSONA}:
+        shared = align_answers(frame, survey)
+        return {c: shared for c in countries}
+    missing = [c for c in countries if c not in personas]
+    if missing:
+        raise ValueError(f"method {method!r} has no answers for {', '.join(missing)}")
+    return {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
 
 
 def score_answers(
@@ -260,14 +285,7 @@ def score_answers(
     matrices = [_long(scorer.reference_matrix(), countries, REFERENCE)] if len(countries) > 1 else []
     for method, frame in answers.groupby("method", sort=False):
         personas = set(frame["persona"])
-        if personas == {NO_PERSONA}:
-            shared = align_answers(frame, survey)
-            per_country = {c: shared for c in countries}
-        else:
-            missing = [c for c in countries if c not in personas]
-            if missing:
-                raise ValueError(f"method {method!r} has no answers for {', '.join(missing)}")
-            per_country = {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
+        per_country = per_country_answers(frame, survey, countries, method)
         method_rows = scorer.score(per_country)
         if personas != {NO_PERSONA} and len(countries) > 1:
             plural_rows, long = scorer.pluralism(per_country)
