@@ -153,3 +153,64 @@ def test_self_alignment_examples_follow_the_order_with_answers_remapped(survey, 
         number, text = re.search(r"Answer: (\d+)\.(.*)$", line).groups()
         assert int(number) == rev.displayed_number(answer)
         assert text == ex.options[answer - ex.first]  # the same option, by its text
+
+
+# --- the real model: SmolLM2 answering in both orders -----------------------------------------
+
+
+@pytest.mark.slow
+def test_smollm2_answers_in_both_orders_map_back_to_the_original_options(smollm2_path, survey, catalogue, examples):
+    """SmolLM2-135M (float32) answers WVS items as an American (P1) with the options in original
+    and reversed order, in logprob mode. The mapped-back record holds, over the ORIGINAL options, the
+    distribution the model gave the displayed labels: the probability of original option j is the
+    probability of the label it was displayed under; choice, displayed choice and position agree;
+    and the order-robustness rows come out of these records."""
+    import pandas as pd
+
+    from culturespa.engine import Engine, Prompt
+    from culturespa.models import load
+    from culturespa.robustness import CONSISTENCY, FIRST_SHARE, order_scores
+    from culturespa.scoring import ScoringSettings
+    from culturespa.survey import Survey
+
+    model, tok = load(smollm2_path, dtype="float32", device="cpu")
+    engine = Engine(model, tok, batch_size=4, name="smollm2")
+    # 1-4, yes/no, 1-10 and zero-based items
+    wanted = ["Q1", "Q46", "Q57", "Q48", "Q94", "Q122"]
+    items = [it for it in survey.items if it.qid in wanted]
+    assert len(items) == len(wanted)
+    frames = []
+    for order in (ORIGINAL, REVERSED):
+        chat = methods.build_prompts(methods.P1, items, catalogue["USA"], survey, list(catalogue.values()), examples,
+                                     order=order)
+        prompts_ = [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat]
+        raw = engine.answer(prompts_, mode="logprob", seed=3)
+        mapped = orders.map_records(raw, chat, engine, seed=3)
+        for item, p, before, after in zip(items, chat, raw, mapped):
+            mapping = p.mapping
+            assert p.options == tuple(item.numbers)  # the labels asked for: the item's own numbers
+            assert len(after["probs"]) == item.n_options and sum(after["probs"]) == pytest.approx(1, abs=1e-9)
+            assert min(after["probs"]) >= 0
+            for k, shown_number in enumerate(item.numbers):  # label k was read for original option perm[k]
+                original = mapping.original_number(shown_number)
+                assert after["probs"][original - item.first] == before["probs"][k]
+                assert f"{shown_number}.{item.options[original - item.first]}" in p.user
+            assert after["choice"] in item.numbers and after["order"] == order
+            assert after["position"] == mapping.position(after["choice"])
+            assert after["reply"] == str(after["displayed_choice"]) == str(mapping.displayed_number(after["choice"]))
+            if order == ORIGINAL:
+                assert after["choice"] == before["choice"] and after["probs"] == before["probs"]
+        frames.append(pd.DataFrame(mapped).rename(columns={"key": "qid"}).assign(method=methods.P1, persona="USA"))
+    # reversed: the label "1" was read for the original last option
+    q1 = next(i for i, it in enumerate(items) if it.qid == "Q1")
+    rev = frames[1].iloc[q1]
+    assert "#Options: 1.Not at all important 2.Not very important 3.Rather important 4.Very important" in \
+        methods.build_prompts(methods.P1, [items[q1]], catalogue["USA"], survey, [], examples, order=REVERSED)[0].user
+    answers = pd.concat(frames, ignore_index=True)
+    asked = Survey(items, survey.countries, survey.dists)
+    table = order_scores(answers, asked, ["USA"], "smollm2", ScoringSettings(n_boot=100, n_uniform_draws=50))
+    consistency = table[(table.metric == CONSISTENCY) & (table.country == "USA")].value
+    assert len(consistency) == 2 and consistency.between(0, 1).all()
+    first = table[(table.metric == FIRST_SHARE) & (table.country == "USA")]
+    assert set(first.order) == {ORIGINAL, REVERSED, "mean"}
+    assert rev["order"] == REVERSED
