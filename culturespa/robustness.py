@@ -46,7 +46,7 @@ from . import metrics
 from .orders import MEAN, ORDERS, ORIGINAL, OptionOrder, check_order, option_order
 from .results import BASELINE_PREFIX
 from .scoring import (
-    COLUMNS, JS, NO_PERSONA, PAPER_SCORE, W1, PersonaAnswers, ScoringSettings, _MethodScorer,
+    COLUMNS, JS, PAPER_SCORE, W1, PersonaAnswers, ScoringSettings, _MethodScorer,
     per_country_answers, score_answers,
 )
 from .survey import Survey

@@ -237,3 +237,21 @@ def test_normalised_score_of_uniform_answers_is_zero_in_expectation():
     assert covered > 0.85, covered
     # and not 0 for a model that knows the answers: the check can fail
     assert get(table, "paper_score", ORIGINAL, AVG, "u0").value < 100
+
+
+def test_score_with_orders_keeps_runs_apart(survey):
+    rng = np.random.default_rng(5)
+    frame = answer_frame(survey, lambda item, mapping, *_: int(rng.choice(mapping.numbers)), runs=(0, 1))
+    table, matrices = score_with_orders(frame, survey, ["AAA", "BBB"], "x", FAST)
+    assert not table.duplicated(["method", "order", "country", "metric", "run"]).any()
+    assert set(table.run) == {0, 1} and set(matrices.run) == {0, 1}
+    for run in (0, 1):
+        alone = order_scores(frame[frame.run == run].drop(columns="run"), survey, ["AAA", "BBB"], "x", FAST)
+        mine = table[(table.run == run) & (table.method == "m")].drop(columns="run")
+        merged = alone.merge(mine, on=["method", "order", "country", "metric"], suffixes=("", "_all"))
+        assert len(merged) == len(alone)
+        # generate mode: answer entropy is the spread over both runs, per run it would be 0
+        pooled = merged.metric == ANSWER_ENTROPY
+        assert (merged[pooled].value == 0).all() and (merged[pooled].value_all > 0).all()
+        assert np.allclose(merged[~pooled].value, merged[~pooled].value_all, equal_nan=True)
+    assert len(table[table.method == "baseline_uniform"]) == 2 * len(table[(table.method == "baseline_uniform") & (table.run == 0)])
