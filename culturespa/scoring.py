@@ -268,6 +268,14 @@ def per_country_answers(frame: pd.DataFrame, survey: Survey, countries: Sequence
     return {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
 
 
+def _one_order(answers: pd.DataFrame) -> None:
+    """An item answered in several option orders would be scored once, with whichever answer came
+    last: such answers go through robustness.score_with_orders (or one order at a time)."""
+    if "order" in answers.columns and answers["order"].nunique() > 1:
+        raise ValueError(f"answers in several option orders ({', '.join(map(str, answers['order'].unique()))}): "
+                         "score them with robustness.score_with_orders, or one order at a time")
+
+
 def score_answers(
     answers: pd.DataFrame,
     survey: Survey,
@@ -278,6 +286,7 @@ def score_answers(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy alignment table and the country x country matrices in long format
     (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C."""
+    _one_order(answers)
     settings = settings or ScoringSettings()
     countries = [c for c in countries if survey.has_data(c)]
     scorer = _MethodScorer(survey, countries, settings)
@@ -382,6 +391,7 @@ def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str]
     countries (``AVG``). A topic with no valid answer for a country is NaN, with its counts."""
     from .wvs import TOPIC_NAMES
 
+    _one_order(answers)
     countries = [c for c in countries if survey.has_data(c)]
     topics = np.array([-1 if it.topic is None else it.topic for it in survey.items])
     rows = []

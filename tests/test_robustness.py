@@ -255,3 +255,13 @@ def test_score_with_orders_keeps_runs_apart(survey):
         assert (merged[pooled].value == 0).all() and (merged[pooled].value_all > 0).all()
         assert np.allclose(merged[~pooled].value, merged[~pooled].value_all, equal_nan=True)
     assert len(table[table.method == "baseline_uniform"]) == 2 * len(table[(table.method == "baseline_uniform") & (table.run == 0)])
+
+
+def test_scoring_refuses_answers_in_several_orders(survey):
+    from culturespa.scoring import topic_scores
+
+    frame = answer_frame(survey, lambda *_: 1)
+    with pytest.raises(ValueError, match="several option orders"):
+        score_answers(frame, survey, ["AAA", "BBB"], "x", FAST)
+    with pytest.raises(ValueError, match="several option orders"):
+        topic_scores(frame, survey, ["AAA", "BBB"], "x")
