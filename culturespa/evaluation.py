@@ -15,6 +15,7 @@ from . import io, methods
 from .answering import AnswerSettings, engine_prompts, load_engine
 from .cultures import Culture
 from .methods import NO_PERSONA
+from .orders import ORIGINAL, map_records
 from .models import ModelSpec
 from .survey import Survey
 from .wvs import Item
@@ -48,10 +49,13 @@ def evaluate_persona(
     out_path: str,
     max_items: int | None = None,
     adapter: str | None = None,
+    order: str = ORIGINAL,
+    order_seed: int = 0,
 ) -> list[dict]:
-    """The WVS answers of one persona (a country code, or ``none``) with ``method``, for each of
-    ``runs`` evaluation runs, written to ``out_path`` as JSONL records {persona, method, run, key,
-    choice, probs, option_mass, reply}.
+    """The WVS answers of one persona (a country code, or ``none``) with ``method``, the options
+    listed in ``order`` (``orders``), for each of ``runs`` evaluation runs, written to ``out_path``
+    as JSONL records {persona, method, order, run, key, choice, probs, option_mass, reply,
+    displayed_choice, position}; ``choice`` and ``probs`` refer to the original options.
 
     Runs differ by their seed only. In logprob mode they share one forward pass (the option
     probabilities do not depend on the seed) and each run draws its own answers from them; in
@@ -66,7 +70,9 @@ def evaluate_persona(
     items = evaluation_items(survey, max_items)
     catalogue = [Culture(**c) for c in cultures]
     culture = None if persona == NO_PERSONA else next(c for c in catalogue if c.code == persona)
-    prompts = engine_prompts(methods.build_prompts(method, items, culture, survey, catalogue, example_order))
+    chat = methods.build_prompts(method, items, culture, survey, catalogue, example_order, order=order,
+                                 order_seed=order_seed)
+    prompts = engine_prompts(chat)
     engine = load_engine(model, settings, adapter)
     cell = {"persona": persona, "method": method}
     rows: list[dict] = []
@@ -76,16 +82,17 @@ def evaluate_persona(
                                           seed=run_seed(settings.seed, 0))
         journals.append(journal)
         for run in range(runs):
-            for p, rec in zip(prompts, first):
-                choice = rec["choice"] if run == 0 or settings.choice == "argmax" else draw_choice(
-                    p.options, rec["probs"], run_seed(settings.seed, run), p.key, engine.choice_temperature)
-                rows.append({**cell, "run": run, **rec, "choice": choice, "reply": str(choice)})
+            seed = run_seed(settings.seed, run)
+            drawn = first if run == 0 or settings.choice == "argmax" else [
+                {**rec, "choice": draw_choice(p.options, rec["probs"], seed, p.key, engine.choice_temperature)}
+                for p, rec in zip(prompts, first)]
+            rows += [{**cell, "run": run, **rec} for rec in map_records(drawn, chat, engine, seed)]
     else:
         for run in range(runs):
-            records, journal = answer_journaled(engine, prompts, f"{out_path}.run{run}", mode="generate",
-                                                seed=run_seed(settings.seed, run))
+            seed = run_seed(settings.seed, run)
+            records, journal = answer_journaled(engine, prompts, f"{out_path}.run{run}", mode="generate", seed=seed)
             journals.append(journal)
-            rows += [{**cell, "run": run, **rec} for rec in records]
+            rows += [{**cell, "run": run, **rec} for rec in map_records(records, chat, engine, seed)]
     io.write_jsonl(out_path, rows)
     for journal in journals:
         journal.remove()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from . import prompts
+from . import orders, prompts
 from .cultures import Culture
 from .survey import Survey
 from .wvs import Item
@@ -57,7 +57,8 @@ class ChatPrompt:
     key: str
     system: str
     user: str
-    options: tuple[int, ...]
+    options: tuple[int, ...]  # the displayed option numbers (the labels asked for)
+    mapping: orders.OptionOrder | None = None  # displayed -> original options (orders.map_records)
 
 
 def neighbours(culture: str, candidates: Sequence[Culture], survey: Survey, n: int = prompts.N_CCT_NEIGHBOURS):
@@ -103,8 +104,11 @@ def build_prompts(
     survey: Survey | None = None,
     catalogue: Sequence[Culture] = (),
     example_order: Mapping[str, Sequence[str]] | None = None,
+    order: str = orders.ORIGINAL,
+    order_seed: int = 0,
 ) -> list[ChatPrompt]:
-    """One chat prompt per item for ``method`` and ``culture`` (None for culture-unaware)."""
+    """One chat prompt per item for ``method`` and ``culture`` (None for culture-unaware), with
+    the options listed in ``order`` (``orders``; self-alignment examples listed the same way)."""
     if method not in LABELS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     if method not in PERSONA_FREE and culture is None:
@@ -113,15 +117,25 @@ def build_prompts(
     system = system_prompt(method, culture, cct)
     uses_examples = method in (P3, P1_P3, P2_P3)
     by_id = {it.qid: it for it in survey.items} if uses_examples else {}
+    orders.check_order(order)
     out = []
     for item in items:
+        mapping = orders.option_order(item, order, order_seed)
+        shown = mapping.display(item)
         if uses_examples:
             examples = self_alignment_examples(item.qid, culture.code, example_order or {}, survey, by_id)
-            user = prompts.render_self_alignment(item, examples)
+            user = prompts.render_self_alignment(shown, [_displayed_example(ex, answer, order, order_seed)
+                                                         for ex, answer in examples])
         else:
-            user = prompts.render_question(item)
-        out.append(ChatPrompt(item.qid, system, user, tuple(item.numbers)))
+            user = prompts.render_question(shown)
+        out.append(ChatPrompt(item.qid, system, user, tuple(shown.numbers), mapping))
     return out
+
+
+def _displayed_example(item: Item, answer: int, order: str, seed: int) -> tuple[Item, int]:
+    """An answered example listed in ``order``, its answer given by the displayed number."""
+    mapping = orders.option_order(item, order, seed)
+    return mapping.display(item), mapping.displayed_number(answer)
 
 
 def training_system_prompts(setting: str, cultures: Sequence[Mapping], survey_files=None):

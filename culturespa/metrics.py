@@ -50,6 +50,17 @@ def wasserstein_similarity(p: np.ndarray, q: np.ndarray) -> float:
     return 1.0 - w1 / (k - 1)
 
 
+def normalised_entropy(p: np.ndarray) -> float:
+    """Shannon entropy of a distribution over K options divided by log K, in [0, 1]: 0 = all mass
+    on one option, 1 = uniform (so items with different K compare). NaN for K < 2."""
+    p = np.asarray(p, float)
+    if len(p) < 2:
+        return float("nan")
+    p = p / p.sum()
+    nz = p[p > 0]
+    return float(-np.sum(nz * np.log(nz)) / np.log(len(p)))
+
+
 def weighted_mean(values: np.ndarray, weights=None) -> float:
     v = np.asarray(values, float)
     mask = ~np.isnan(v)

@@ -1,9 +1,10 @@
 """Read the tidy results tables for figures and tables, and say why a cell is missing.
 
-A cell is one (variant, method, country, metric). It is missing when the variant or method was
-not run (not in the config), when the run left no row, or when every answer was invalid (the
-score is NaN and ``n_invalid`` counts the answers). Figures and tables show the reason; nothing
-is filled with zeros.
+A cell is one (variant, method, country, metric) in one option order (``orders``; default the
+original order, also for tables without an ``order`` column). It is missing when the variant,
+method or order was not run (not in the config, or not released by the authors), when the run
+left no row, or when every answer was invalid (the score is NaN and ``n_invalid`` counts the
+answers). Figures and tables show the reason; nothing is filled with zeros.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from . import io
 from .design import AVG, BASE, PAPER_SCORE
+from .orders import MEAN, ORIGINAL
 
 
 BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
@@ -48,16 +50,25 @@ class Results:
     variants: Mapping[str, Sequence[str]]
     countries: Sequence[str]
     source: str = "pipeline"  # or "released": the authors' outputs, base model only
+    orders: Sequence[str] = (ORIGINAL,)  # the option orders the config runs (evaluation.orders)
 
     @classmethod
     def load(cls, path, model: str, variants: Mapping[str, Sequence[str]], countries: Sequence[str] | None = None,
-             source: str = "pipeline") -> "Results":
+             source: str = "pipeline", orders: Sequence[str] | None = None) -> "Results":
         table = io.read_csv(path)
         if "variant" not in table.columns:  # the released table scores the base model only
             table.insert(1, "variant", BASE)
         present = [c for c in table["country"].unique() if c != AVG]
         order = [c for c in countries if c in present] if countries else present
-        return cls(model, table, {k: list(v) for k, v in variants.items()}, order, source)
+        return cls(model, table, {k: list(v) for k, v in variants.items()}, order, source,
+                   tuple(orders) if orders else (ORIGINAL,))
+
+    def why_not_run_order(self, order: str) -> str | None:
+        if self.source == "released":
+            return None if order == ORIGINAL else "not released by the authors: original order only"
+        if order == MEAN:
+            return None if len(self.orders) > 1 else "needs two option orders or more (evaluation.orders)"
+        return None if order in self.orders else f"not run: {order} is not in evaluation.orders"
 
     def why_not_run(self, variant: str, method: str) -> str | None:
         if variant not in self.variants:
@@ -71,14 +82,19 @@ class Results:
             return f"not run: {method} is not in {key}"
         return None
 
-    def cell(self, variant: str, method: str, country: str, metric: str = PAPER_SCORE) -> Cell:
-        reason = self.why_not_run(variant, method)
+    def cell(self, variant: str, method: str, country: str, metric: str = PAPER_SCORE, order: str = ORIGINAL) -> Cell:
+        reason = self.why_not_run(variant, method) or self.why_not_run_order(order)
         if reason:
             return Cell(missing=reason)
         t = self.table
         rows = t[(t.variant == variant) & (t.method == method) & (t.country == country) & (t.metric == metric)]
+        if "order" in t.columns:
+            rows = rows[rows.order == order]
+        elif order != ORIGINAL:
+            rows = rows.iloc[:0]  # a table from before option orders: the original order only
         if rows.empty:
-            return Cell(missing=f"no result row for {variant}/{method}/{country}/{metric}")
+            where = f"{variant}/{method}/{country}/{metric}" + (f" ({order} order)" if order != ORIGINAL else "")
+            return Cell(missing=f"no result row for {where}")
         r = rows.iloc[0]
         n_valid = int(r.get("n_valid", 0) or 0)
         n_invalid = int(r.get("n_invalid", 0) or 0)
@@ -88,15 +104,17 @@ class Results:
         return Cell(float(r["value"]), _float(r.get("ci_low")), _float(r.get("ci_high")), n_valid, n_invalid)
 
     def series(self, variant: str, method: str, metric: str = PAPER_SCORE,
-               countries: Iterable[str] | None = None) -> dict[str, Cell]:
+               countries: Iterable[str] | None = None, order: str = ORIGINAL) -> dict[str, Cell]:
         """Cells per country, the average last."""
         names = list(countries) if countries is not None else [*self.countries, AVG]
-        return {c: self.cell(variant, method, c, metric) for c in names}
+        return {c: self.cell(variant, method, c, metric, order) for c in names}
 
     def matrix(self, matrices: pd.DataFrame, variant: str, kind: str, method: str = "") -> pd.DataFrame | None:
         m = matrices
         if "variant" not in m.columns:
             m = m.assign(variant=BASE)
+        if "order" in m.columns:  # the matrices of the original order (robustness.score_with_orders)
+            m = m[m.order == ORIGINAL]
         sub = m[(m.variant == variant) & (m.kind == kind) & (m.method.fillna("") == method)]
         if sub.empty:
             return None

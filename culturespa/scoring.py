@@ -104,7 +104,8 @@ def align_answers(frame: pd.DataFrame, survey: Survey) -> PersonaAnswers:
         item = survey.items[i]
         choice = getattr(rec, "choice", None) if has_choice else None
         if choice is not None and not pd.isna(choice):
-            p = s = int(choice)
+            p = int(choice)  # generate mode: parse_paper's number, which may be no option (7 on 1-4)
+            s = p if p in item.numbers else None
         else:
             reply = rec.reply if isinstance(rec.reply, str) else None
             p, s = parse_paper(reply), parse_strict(reply, item.numbers)
@@ -171,19 +172,28 @@ class _MethodScorer:
         rows.append(self._avg_row(PAPER_SCORE, values, boots, rows))
         # distributional metrics: per-question similarity, averaged over questions
         for name, fn in ((JS, metrics.js_similarity), (W1, metrics.wasserstein_similarity)):
-            boots, values, start = [], [], len(rows)
-            for c in self.countries:
-                v = _dist_values(per_country[c], self.survey, c, fn)
-                mask = ~np.isnan(v)
-                vz = np.where(mask, v, 0.0)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    boot = (self.weights @ vz) / (self.weights @ mask)
-                value = metrics.weighted_mean(v)
-                nv, ni = _counts(~np.isnan(per_country[c].strict), has_survey[c])
-                rows.append(self._row(name, c, value, boot, nv, ni))
-                boots.append(boot)
-                values.append(value)
-            rows.append(self._avg_row(name, values, boots, rows[start:]))
+            rows += self.question_mean(
+                name,
+                {c: _dist_values(per_country[c], self.survey, c, fn) for c in self.countries},
+                {c: _counts(~np.isnan(per_country[c].strict), has_survey[c]) for c in self.countries},
+            )
+        return rows
+
+    def question_mean(self, metric: str, values: dict[str, np.ndarray], counts: dict[str, tuple[int, int]]) -> list[dict]:
+        """Rows of a per-question metric averaged over questions (NaN = not counted), per country
+        and AVG, with the bootstrap over questions; ``counts``: (n_valid, n_invalid) per country."""
+        rows, boots, means = [], [], []
+        for c in self.countries:
+            v = values[c]
+            mask = ~np.isnan(v)
+            vz = np.where(mask, v, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = (self.weights @ vz) / (self.weights @ mask)
+            value = metrics.weighted_mean(v)
+            rows.append(self._row(metric, c, value, boot, *counts[c]))
+            boots.append(boot)
+            means.append(value)
+        rows.append(self._avg_row(metric, means, boots, rows))
         return rows
 
     def pluralism(self, per_country: dict[str, PersonaAnswers]) -> tuple[list[dict], pd.DataFrame]:
@@ -225,8 +235,11 @@ class _MethodScorer:
         return np.array([[self.survey.similarity(a, b) for b in cs] for a in cs])
 
     def _row(self, metric, country, value, boot, n_valid, n_invalid):
+        """A table row; ``boot`` (the bootstrap samples, for statistics of several rows such as a
+        mean over option orders) is dropped when the rows become a table (``COLUMNS``)."""
         lo, hi = self.ci(boot) if not np.isnan(value) else (np.nan, np.nan)
-        return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid, n_invalid=n_invalid)
+        return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid,
+                    n_invalid=n_invalid, boot=boot)
 
     def _avg_row(self, metric, values, boots, country_rows):
         values = np.asarray(values, float)
@@ -242,6 +255,27 @@ class _MethodScorer:
         )
 
 
+def per_country_answers(frame: pd.DataFrame, survey: Survey, countries: Sequence[str], method: str = "") -> dict[str, PersonaAnswers]:
+    """One method's answers per country: culture-unaware answers (persona ``NO_PERSONA``) are
+    every country's; otherwise each country's own persona, which must be there."""
+    personas = set(frame["persona"])
+    if personas == {NO_PERSONA}:
+        shared = align_answers(frame, survey)
+        return {c: shared for c in countries}
+    missing = [c for c in countries if c not in personas]
+    if missing:
+        raise ValueError(f"method {method!r} has no answers for {', '.join(missing)}")
+    return {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
+
+
+def _one_order(answers: pd.DataFrame) -> None:
+    """An item answered in several option orders would be scored once, with whichever answer came
+    last: such answers go through robustness.score_with_orders (or one order at a time)."""
+    if "order" in answers.columns and answers["order"].nunique() > 1:
+        raise ValueError(f"answers in several option orders ({', '.join(map(str, answers['order'].unique()))}): "
+                         "score them with robustness.score_with_orders, or one order at a time")
+
+
 def score_answers(
     answers: pd.DataFrame,
     survey: Survey,
@@ -252,6 +286,7 @@ def score_answers(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy alignment table and the country x country matrices in long format
     (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C."""
+    _one_order(answers)
     settings = settings or ScoringSettings()
     countries = [c for c in countries if survey.has_data(c)]
     scorer = _MethodScorer(survey, countries, settings)
@@ -259,14 +294,7 @@ def score_answers(
     matrices = [_long(scorer.reference_matrix(), countries, REFERENCE)] if len(countries) > 1 else []
     for method, frame in answers.groupby("method", sort=False):
         personas = set(frame["persona"])
-        if personas == {NO_PERSONA}:
-            shared = align_answers(frame, survey)
-            per_country = {c: shared for c in countries}
-        else:
-            missing = [c for c in countries if c not in personas]
-            if missing:
-                raise ValueError(f"method {method!r} has no answers for {', '.join(missing)}")
-            per_country = {c: align_answers(frame[frame["persona"] == c], survey) for c in countries}
+        per_country = per_country_answers(frame, survey, countries, method)
         method_rows = scorer.score(per_country)
         if personas != {NO_PERSONA} and len(countries) > 1:
             plural_rows, long = scorer.pluralism(per_country)
@@ -363,6 +391,7 @@ def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str]
     countries (``AVG``). A topic with no valid answer for a country is NaN, with its counts."""
     from .wvs import TOPIC_NAMES
 
+    _one_order(answers)
     countries = [c for c in countries if survey.has_data(c)]
     topics = np.array([-1 if it.topic is None else it.topic for it in survey.items])
     rows = []
@@ -405,27 +434,30 @@ def answers_frame(paths: Sequence[str]) -> pd.DataFrame:
 
 
 def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], survey_files, countries: Sequence[str],
-                        scoring: dict, table_out: str, matrices_out: str, topics_out: str) -> None:
-    """One variant's answers (every method, run and persona) scored into its part of the tidy
-    tables: the alignment rows, the country matrices and the per-topic scores, per run. Scored on
-    the items that were asked (``evaluation.max_items``), the baselines included."""
+                        scoring: dict, table_out: str, matrices_out: str, topics_out: str, order_seed: int = 0) -> None:
+    """One variant's answers (every method, option order, run and persona) scored into its part of
+    the tidy tables: the alignment rows per order (and the order-robustness rows), the country
+    matrices and the per-topic scores (original order), per run. Scored on the items that were
+    asked (``evaluation.max_items``), the baselines included."""
     import logging
 
+    from .orders import ORIGINAL
+    from .robustness import score_with_orders, with_orders
+
     full = Survey.load(*survey_files)
-    answers = answers_frame(answer_paths)
+    answers = with_orders(answers_frame(answer_paths))
     asked = set(answers["qid"])
     survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
     logging.getLogger(__name__).info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
-    tables, matrices, topics = [], [], []
-    for run, frame in answers.groupby("run"):
-        table, mats = score_answers(frame, survey, countries, model, settings, baselines=variant == "base")
-        tables.append(table.assign(variant=variant, run=run))
-        matrices.append(mats.assign(variant=variant, run=run))
-        topics.append(topic_scores(frame, survey, countries, model).assign(variant=variant, run=run))
-    write_csv(table_out, pd.concat(tables, ignore_index=True))
-    write_csv(matrices_out, pd.concat(matrices, ignore_index=True))
-    write_csv(topics_out, pd.concat(topics, ignore_index=True))
+    table, matrices = score_with_orders(answers, survey, countries, model, settings, order_seed,
+                                        baselines=variant == "base")
+    original = answers[answers.order == ORIGINAL].drop(columns="order")
+    topics = [topic_scores(frame, survey, countries, model).assign(run=run) for run, frame in original.groupby("run")]
+    write_csv(table_out, table.assign(variant=variant))
+    write_csv(matrices_out, matrices.assign(variant=variant))
+    write_csv(topics_out, pd.concat(topics, ignore_index=True).assign(variant=variant) if topics else
+              pd.DataFrame(columns=["variant", "run"]))
 
 
 def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence[str], topic_paths: Sequence[str],
@@ -436,7 +468,7 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
 
     from .io import read_csv
 
-    keys = ["model", "variant", "method", "country", "metric"]
+    keys = ["model", "variant", "method", "order", "country", "metric"]
     numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "run"]
     table = pd.concat([read_csv(p, required=keys, numeric=numbers) for p in table_paths], ignore_index=True)
     summary = table.groupby(keys, sort=False, dropna=False).agg(
@@ -445,10 +477,10 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
         run_sd=("value", "std"),
     ).reset_index()
     write_csv(table_out, summary)
-    mats = pd.concat([read_csv(p, required=["variant", "kind", "method", "row", "col"], numeric=["value", "run"])
-                      for p in matrix_paths], ignore_index=True)
+    mats = pd.concat([read_csv(p, required=["variant", "kind", "method", "order", "row", "col"],
+                               numeric=["value", "run"]) for p in matrix_paths], ignore_index=True)
     mats["method"] = mats["method"].fillna("")
-    mean = mats.groupby(["variant", "kind", "method", "row", "col"], sort=False)["value"].mean().reset_index()
+    mean = mats.groupby(["variant", "kind", "method", "order", "row", "col"], sort=False)["value"].mean().reset_index()
     write_csv(matrices_out, mean)
     topics = pd.concat([read_csv(p, required=keys + ["topic", "topic_name"],
                                  numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
@@ -458,5 +490,5 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
     ).reset_index()
     write_csv(topics_out, by_topic)
     for row in summary[(summary.country == AVG) & (summary.metric == PAPER_SCORE)].itertuples():
-        logging.getLogger(__name__).info("%-40s %-32s paper_score %.2f [%.2f, %.2f]", row.variant, row.method,
-                                         row.value, row.ci_low, row.ci_high)
+        logging.getLogger(__name__).info("%-40s %-32s %-9s paper_score %.2f [%.2f, %.2f]", row.variant, row.method,
+                                         row.order, row.value, row.ci_low, row.ci_high)

@@ -24,6 +24,7 @@ RUN_MODELS = config.get("run_models", [])
 SOURCE = config["questions"]["source"]
 VARIANTS = ["base"] + list(config["sft"]["variants"])
 STRATEGIES = list(config["pairs"]["strategies"])
+ORDERS = list(config["evaluation"]["orders"])
 VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
 
@@ -31,6 +32,7 @@ CHECKSUMS = read_checksums()
 wildcard_constraints:
     country="[A-Z]{3}",
     persona="[A-Z]{3}|none",
+    order="original|reversed|permuted",
     model=r"[A-Za-z0-9._-]+",
     method="[a-z0-9_]+",
     source="generate|released",
@@ -169,10 +171,11 @@ def method_personas(method):
 
 
 def variant_answer_files(wildcards):
-    """Every evaluation cell of a variant: methods x personas (each file holds every run)."""
+    """Every evaluation cell of a variant: methods x option orders x personas (each file holds every run)."""
     return [
-        f"results/{wildcards.model}/eval/{wildcards.variant}/{method}/{persona}.jsonl"
+        f"results/{wildcards.model}/eval/{wildcards.variant}/{method}/{order}/{persona}.jsonl"
         for method in variant_methods(wildcards.variant)
+        for order in ORDERS
         for persona in method_personas(method)
     ]
 

@@ -1,7 +1,8 @@
-# Step 5: one job per evaluation cell (model, variant, method, persona): the persona is a country, or
-# "none" for culture-unaware answers (asked once, scored against every country). A culture-specific
-# variant's cell loads that country's adapter only. A cell holds every evaluation run: in logprob mode
-# the runs share one forward pass and differ only in their draws. Scoring gathers the cells.
+# Step 5: one job per evaluation cell (model, variant, method, option order, persona): the persona is a
+# country, or "none" for culture-unaware answers (asked once, scored against every country); the order
+# lists each item's options as the survey does (original), reversed or permuted (evaluation.orders).
+# A culture-specific variant's cell loads that country's adapter only. A cell holds every evaluation run:
+# in logprob mode the runs share one forward pass and differ only in their draws. Scoring gathers the cells.
 
 
 rule evaluate_wvs:
@@ -11,11 +12,11 @@ rule evaluate_wvs:
         adapter=adapter_input,
         examples=culturespa_file("data/self_alignment_examples.json"),
     output:
-        "results/{model}/eval/{variant}/{method}/{persona}.jsonl",
+        "results/{model}/eval/{variant}/{method}/{order}/{persona}.jsonl",
     log:
-        "logs/{model}/eval/{variant}/{method}/{persona}.log",
+        "logs/{model}/eval/{variant}/{method}/{order}/{persona}.log",
     benchmark:
-        "results/benchmarks/{model}/eval/{variant}/{method}/{persona}.tsv"
+        "results/benchmarks/{model}/eval/{variant}/{method}/{order}/{persona}.tsv"
     conda:
         "../envs/model.yaml"
     threads: 2
@@ -27,6 +28,7 @@ rule evaluate_wvs:
         model=lambda wildcards: model_params(wildcards.model),
         answering=answering_params(),
         runs=config["evaluation"]["runs"],
+        order_seed=config["evaluation"]["order_seed"],
         max_items=config["evaluation"]["max_items"],
         cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     script:
@@ -52,6 +54,7 @@ rule score_variant:
     params:
         countries=COUNTRIES,
         scoring=config["scoring"],
+        order_seed=config["evaluation"]["order_seed"],
     script:
         "../scripts/score_variant.py"
 

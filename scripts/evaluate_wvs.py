@@ -18,6 +18,8 @@ run_logged(
         snakemake.output[0],
         max_items=snakemake.params.max_items,
         adapter=snakemake.input.adapter or None,
+        order=snakemake.wildcards.order,
+        order_seed=snakemake.params.order_seed,
     ),
     threads=snakemake.threads,
 )

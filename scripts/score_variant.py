@@ -15,5 +15,6 @@ run_logged(
         snakemake.output.table,
         snakemake.output.matrices,
         snakemake.output.topics,
+        order_seed=snakemake.params.order_seed,
     ),
 )

@@ -60,3 +60,16 @@ def test_missing_mirror_names_the_key(paper_config, tmp_path):
     cfg["data_mirror"] = str(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="data_mirror"):
         check_config(cfg)
+
+
+def test_option_orders_are_checked(paper_config):
+    from culturespa.config import validate_schema
+    from culturespa.errors import ConfigError
+
+    assert paper_config["evaluation"]["orders"] == ["original", "reversed"]
+    for bad, message in ((["original", "shuffled"], "is not one of"), (["original", "original"], "non-unique"),
+                         ([], "should be non-empty")):
+        cfg = {**paper_config, "evaluation": {**paper_config["evaluation"], "orders": bad}}
+        with pytest.raises(ConfigError, match=message) as e:
+            validate_schema(cfg)
+        assert "evaluation.orders" in str(e.value)

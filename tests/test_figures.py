@@ -83,7 +83,7 @@ def outputs(folder, name):
 def test_each_alignment_figure_renders_through_its_rule_entry(results_dir, name):
     files = {"alignment": str(results_dir / "alignment.csv"), "matrices": str(results_dir / "matrices.csv")}
     inputs = {k: files[k] for k in figures.spec(name).inputs}  # only what its rule gives it
-    settings = figures.settings(name, {}, model="m", source="pipeline", variants=CONFIGURED, countries=COUNTRIES)
+    settings = figures.settings(name, {"evaluation": {"orders": ["original", "reversed"]}}, model="m", source="pipeline", variants=CONFIGURED, countries=COUNTRIES)
     figures.render(name, inputs, settings, outputs(results_dir, name))
     assert (results_dir / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     assert (results_dir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

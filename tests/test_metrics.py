@@ -93,3 +93,13 @@ def test_matrix_correlation_upper_triangle():
     b = np.array([[0, 2, 4], [2, 0, 6], [4, 6, 0.0]])  # diagonal ignored
     assert metrics.matrix_correlation(a, b) == pytest.approx(1.0)
     assert np.isnan(metrics.matrix_correlation(np.ones((3, 3)), b))
+
+
+def test_normalised_entropy():
+    from culturespa.metrics import normalised_entropy
+
+    assert normalised_entropy([1, 0, 0, 0]) == 0.0
+    assert normalised_entropy([0.25] * 4) == pytest.approx(1.0)
+    assert normalised_entropy([0.5, 0.5, 0, 0]) == pytest.approx(0.5)  # log 2 / log 4
+    assert normalised_entropy([2, 2]) == pytest.approx(1.0)  # counts are normalised
+    assert math.isnan(normalised_entropy([1.0]))

@@ -131,3 +131,18 @@ def test_released_llama3_scores_are_reproduced(data_dir, survey):
     assert wide_matrix(matrices, REFERENCE).loc["USA", "CAN"] == pytest.approx(71.25, abs=0.01)
     assert 0 < avg["culture_aware", "cross_culture_correlation"] <= 1
     assert set(table.columns) == {"model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"}
+
+
+def test_recorded_choice_outside_the_options_is_not_a_strict_answer(tiny_survey):
+    """Generate-mode records carry parse_paper's number, which may be no option of the item (0 or 7
+    on a 1-4 scale): it counts for the paper score, as the paper's parser does, but it is not an
+    answer on the item's scale for the distributional scores (it was read as the last option, or
+    crashed)."""
+    from culturespa.scoring import align_answers
+
+    answers = pd.DataFrame({"qid": ["Q1", "Q2", "Q94"], "reply": ["0", "7", "2"], "choice": [0, 7, 2],
+                            "probs": [None, None, None]})
+    got = align_answers(answers, tiny_survey)
+    assert list(got.paper) == [0, 7, 2]
+    assert np.isnan(got.strict[:2]).all() and got.strict[2] == 2
+    assert got.dists[0] is None and got.dists[1] is None and list(got.dists[2]) == [0, 0, 1]

@@ -198,7 +198,7 @@ EXPECTED_FIRST_COLUMN = {
     "general_ability": ["STEM", "Social Sciences", "overall"],
 }
 EXPECTED_HEADER = {
-    "main_results": ["Method", *COUNTRIES, AVG],
+    "main_results": ["Method", *COUNTRIES, AVG, "Order-robust AVG"],  # config.yaml: two option orders
     "combined_prompting": ["Method", *COUNTRIES, AVG],
     "joint_specific_cct": ["Model", *COUNTRIES, AVG],
     "sampling_strategies": ["Training data", *COUNTRIES, AVG, f"Δ {AVG} vs base P1"],
@@ -468,9 +468,11 @@ def test_a_config_change_touches_only_the_tables_that_show_it(paper_config):
         cfg[section][key] = value
         return {name for name in tables.TABLES if settings_for(name, cfg) != before[name]}
 
-    scored = {"main_results", "combined_prompting", "joint_specific_cct", "sampling_strategies", "data_quantity"}
+    scored = {"main_results", "combined_prompting", "joint_specific_cct", "sampling_strategies", "data_quantity",
+              "order_robustness", "order_diagnostics"}
     assert changed("scoring", "n_boot", 17) == scored | {"hyperparameters"}
-    assert changed("scoring", "majority_baseline", "CHN") == {"main_results", "hyperparameters"}
+    assert changed("scoring", "majority_baseline", "CHN") == {"main_results", "order_robustness", "order_diagnostics",
+                                                             "hyperparameters"}
     assert changed("answering", "compile", not paper_config["answering"].get("compile")) == set()
     assert changed("pairs", "seed", 99) == {"hyperparameters"}
     assert "prompt_templates" not in changed("evaluation", "runs", 3)

@@ -17,7 +17,7 @@ import pandas as pd
 from .. import io
 from ..registry import Spec, as_mapping
 from ..results import Results
-from . import alignment, data, framework, matrices
+from . import alignment, data, framework, matrices, robustness
 from .style import save, set_style
 
 
@@ -38,6 +38,15 @@ def results_settings(*, model: str, source: str, variants: Mapping, countries: S
             "countries": list(countries)}
 
 
+def order_settings(evaluation: Mapping, *, model: str, source: str, variants: Mapping,
+                   countries: Sequence[str]) -> dict:
+    """``results_settings`` and the option orders configured (the released answers have the
+    original order only: their other cells say so)."""
+    orders = list(evaluation.get("orders", ["original"]))
+    return {**results_settings(model=model, source=source, variants=variants, countries=countries),
+            "orders": orders}
+
+
 def pair_settings(pairs: Mapping) -> dict:
     """The answer settings whose pairs were collected, in the order of the rule's inputs."""
     return {"pair_settings": list(pairs["settings"])}
@@ -52,7 +61,7 @@ def no_settings() -> dict:
 
 def _results(inputs: Mapping, settings: Mapping) -> Results:
     return Results.load(inputs["alignment"], settings["model"], settings["variants"], settings["countries"],
-                        source=settings["source"])
+                        source=settings["source"], orders=settings.get("orders"))
 
 
 def load_results(inputs: Mapping, settings: Mapping) -> tuple:
@@ -111,6 +120,11 @@ SPECS = [
     FigureSpec(
         name="figure_distributional", caption=_caption("figure_distributional"), draw=alignment.distributional,
         load=load_results, inputs=("alignment",), settings=results_settings, released=True,
+    ),
+    FigureSpec(
+        name="figure_order_robustness", caption=_caption("figure_order_robustness"),
+        draw=robustness.order_robustness_figure, load=load_results, inputs=("alignment",), settings=order_settings,
+        released=True,
     ),
 ]
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in SPECS}

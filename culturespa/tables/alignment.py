@@ -36,9 +36,12 @@ def score_settings(evaluation: Mapping, scoring: Mapping, *, variants: Mapping, 
 
 def main_results_settings(evaluation: Mapping, scoring: Mapping, *, variants: Mapping, countries: Sequence[str],
                           source: str) -> dict:
-    """``score_settings`` and the country whose survey majority answers are a reference row."""
+    """``score_settings``, the country whose survey majority answers are a reference row, and the
+    option orders run (the order-robust column)."""
     out = score_settings(evaluation, scoring, variants=variants, countries=countries, source=source)
     out["scoring"]["majority_baseline"] = scoring.get("majority_baseline")
+    # the released answers have the original order only: with more orders configured, their cells say so
+    out["orders"] = list(evaluation.get("orders", ["original"]))
     return out
 
 
@@ -75,8 +78,13 @@ def main_results(inputs: Mapping, settings: Mapping) -> Table:
         "one country's survey majority answers given for every country.",
         *reasons.notes(columns),
     ]
-    return Table(csv_frame(records), display_frame(shown, "Method"), notes,
-                 sections=[len(design.MAIN_ROWS) - 1, len(design.MAIN_ROWS)], stack_ci=True)
+    table = Table(csv_frame(records), display_frame(shown, "Method"), notes,
+                  sections=[len(design.MAIN_ROWS) - 1, len(design.MAIN_ROWS)], stack_ci=True)
+    if len(settings.get("orders") or []) < 2:
+        return table
+    from . import robustness
+
+    return robustness.add_order_robust_column(table, robustness.results(inputs, settings))
 
 
 # --- 2. CultureSPA combined with P1/P2/P3 -----------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 
 from ..errors import CultureSPAError
 from ..registry import Spec, as_mapping
-from . import ability, alignment, data, run_settings
+from . import ability, alignment, data, robustness, run_settings
 from .formats import Table, write_all
 
 
@@ -150,6 +150,22 @@ SPECS = [
         build=alignment.alignment_by_topic,
         inputs=("by_topic",),
         settings=alignment.topic_settings,
+        released=True,
+    ),
+    TableSpec(
+        name="order_robustness",
+        caption=robustness.CAPTIONS["order_robustness"],
+        build=robustness.order_robustness_table,
+        inputs=("alignment",),
+        settings=robustness.order_settings,
+        released=True,
+    ),
+    TableSpec(
+        name="order_diagnostics",
+        caption=robustness.CAPTIONS["order_diagnostics"],
+        build=robustness.order_diagnostics_table,
+        inputs=("alignment",),
+        settings=robustness.order_settings,
         released=True,
     ),
 ]
