@@ -17,6 +17,8 @@ rule evaluate_wvs:
         "logs/{model}/eval/{variant}/{method}/{order}/{persona}.log",
     benchmark:
         "results/benchmarks/{model}/eval/{variant}/{method}/{order}/{persona}.tsv"
+    group:
+        "eval"
     conda:
         "../envs/model.yaml"
     threads: 2
