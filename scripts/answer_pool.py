@@ -16,4 +16,5 @@ run_logged(
         catalogue=snakemake.params.get("catalogue"),
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )

@@ -16,4 +16,5 @@ run_logged(
         snakemake.output,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )
