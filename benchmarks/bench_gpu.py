@@ -659,7 +659,7 @@ def main(argv=None) -> int:
         rate = max(matmul_rate(dtype, device, res["suffix_tokens_per_batch"], shapes, 0.3 if args.tiny else 2.0)
                    for _ in range(2))
         floor = (2 * params["decoder"] * res["prompt_tokens"] + 2 * params["output_layer"] * res["prompts"]) / rate
-        res.update({"matmul_tflops": round(rate / 1e12, 4), "floor_seconds": round(floor, 3),
+        res.update({"matmul_tflops": round(rate / 1e12, 4), "floor_seconds": float(f"{floor:.4g}"),
                     "ratio_to_floor": round(res["seconds"] / floor, 2)})
         out["logprob"][name] = res
         print(f"logprob {name} ({res['forward']} forward, {res['attention']} attention): {res['prompts']} prompts "
