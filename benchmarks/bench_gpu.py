@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -719,13 +720,15 @@ def main(argv=None) -> int:
     phase("save")
     if not args.skip_load:
         out["load"] = bench_load(folder, dtype_name, device)
-        print(f"model load (models.load_model, {dtype_name}, from local disk): {out['load']['seconds']} s")
+        print(f"model load (models.load_model, {dtype_name}, from local disk): {out['load']['seconds']} s "
+              f"(saving it took {out['saved_seconds']} s)")
     phase("load")
     if args.train_steps > 0:
         try:
             res = bench_qlora(folder, survey, cultures, args, device, work)
-        except ImportError as e:  # bitsandbytes or peft missing on the machine
-            res = {"skipped": f"{type(e).__name__}: {e}"}
+        except Exception as e:  # bitsandbytes missing or without kernels for this CUDA: keep the rest
+            traceback.print_exc()
+            res = {"skipped": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
         out["qlora"] = res
         if "skipped" in res:
             print(f"QLoRA: skipped ({res['skipped']})")
