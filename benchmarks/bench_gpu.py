@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import math
 import os
@@ -200,6 +201,12 @@ def reset_peak(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def free_memory(device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def peak_mb(device) -> float:
     """Peak GPU memory allocated since the last reset; on CPU the process's peak RSS so far."""
     if device.type == "cuda":
@@ -372,8 +379,7 @@ def bench_load(folder: Path, dtype: str, device) -> dict:
     sync(device)
     seconds = time.perf_counter() - t
     del model
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+    free_memory(device)
     return {"seconds": round(seconds, 2), "dtype": dtype}
 
 
@@ -715,8 +721,7 @@ def main(argv=None) -> int:
         tok.save_pretrained(str(folder))
         out["saved_seconds"] = round(time.perf_counter() - t, 2)
     del model
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+    free_memory(device)
     phase("save")
     if not args.skip_load:
         out["load"] = bench_load(folder, dtype_name, device)
