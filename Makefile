@@ -10,7 +10,7 @@ MIRROR_ARG := $(if $(MIRROR),--config data_mirror=$(abspath $(MIRROR)),)
 # Targets and --report come first: --config takes every word after it.
 DEMO_OPTS := --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench bench-gpu clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py
+
+# Llama-3-8B shape with random weights on a GPU (benchmarks/README.md); BENCH_GPU_ARGS="--device cpu --tiny" on a CPU
+bench-gpu: venv
+	$(BIN)/python benchmarks/bench_gpu.py $(BENCH_GPU_ARGS)
 
 clean:
 	rm -rf results logs checkpoints .snakemake

@@ -33,7 +33,7 @@ class AnswerSettings:
     temperature: float = 0.6
     top_p: float = 0.9
     max_new_tokens: int = 256
-    batch_size: int = 16
+    batch_size: int | str = "auto"  # a number, or auto: from free GPU memory (engine.auto_batch_size)
     compile: str = "auto"
     seed: int = 42
 

@@ -28,7 +28,9 @@ probability the model gives to each option label as the first tokens of its repl
 tokens by default) and parses it with ``parsing.parse_paper``; an unparsable reply gives
 ``choice`` None and is counted, never dropped.
 
-Speed: prompts are sorted by token length and cut into batches (default 16), the token prefix
+Speed: prompts are sorted by token length and cut into batches (``batch_size``: a number, or
+"auto": on a GPU as many rows as its free memory holds for the job's longest prompt, see
+``auto_batch_size``; 16 on CPU), the token prefix
 shared by every prompt of a job (chat-template start and system prompt) is run once and its
 KV cache reused by every batch, and only the logits of the answer positions are computed.
 On CPU, Llama-architecture models (Llama, Mistral, Qwen2) run the logprob pass through
@@ -71,6 +73,8 @@ CHOICE_TEMPERATURE = 0.6  # the paper's sampling temperature, applied to the opt
 # compile="auto": below this many prompts, compiling (~11 s cold, a few s from the disk cache)
 # costs more than the 7-12 % of the packed pass it saves (~3 ms per prompt for SmolLM2 on 2 cores)
 COMPILE_MIN_PROMPTS = 2000
+CPU_BATCH_SIZE = 16  # batch_size="auto" on CPU: 8-16 measured equally fast (benchmarks/README.md)
+MAX_AUTO_BATCH = 256  # batch_size="auto" on a GPU: at most this many prompts per batch
 _DIGITS = frozenset("0123456789")
 
 
@@ -142,6 +146,7 @@ class _Job:
     decoder: object | None = None  # the packed decoder this job uses (checked once per job)
     forward: str | None = None  # the logprob pass this job uses, "packed" or "hf" (decided once)
     compiled: bool | None = None  # whether the packed pass uses compiled kernels (decided once)
+    batch_size: int | None = None  # prompts per batch of this job's plan (batch_size="auto": chosen here)
 
 
 class Engine:
@@ -156,6 +161,8 @@ class Engine:
     outweighs the compilation. Without a C++ compiler, or after a compile error (logged), the
     pass runs eagerly. ``temperature``/``top_p``/``top_k``/``max_new_tokens``: generate-mode
     sampling (``top_k`` None keeps the library default, as the paper's scripts did).
+    ``batch_size``: prompts per batch, or "auto": ``auto_batch_size`` from the GPU's free memory,
+    fixed once per job (``CPU_BATCH_SIZE`` on CPU).
     """
 
     def __init__(
@@ -163,7 +170,7 @@ class Engine:
         model,
         tokenizer,
         *,
-        batch_size: int = 16,
+        batch_size: int | str = 16,
         prefix_cache: bool = True,
         sort_by_length: bool = True,
         choice: str = "sample",
@@ -177,8 +184,8 @@ class Engine:
         compile: str = "auto",
         name: str | None = None,
     ):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigError(f"batch_size: must be an integer >= 1 or 'auto', got {batch_size!r}")
         if choice not in ("sample", "argmax"):
             raise ConfigError(f"choice: {choice!r} is not 'sample' or 'argmax'")
         self.model = model
@@ -206,6 +213,7 @@ class Engine:
         self._packed: PackedDecoder | None = None
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
         self._digit_mask = None
+        self._digit_idx = None
         self._label_cache: dict[tuple[str, str], tuple[int, ...]] = {}
 
     @classmethod
@@ -284,12 +292,13 @@ class Engine:
     def _logprob_attention(self) -> str:
         """Attention implementation for the tree-masked logprob pass. "auto": eager on CPU (for
         these short sequences its bf16 matmuls beat the CPU SDPA kernel with a mask by ~3x per
-        layer), the model's own (sdpa) on GPU."""
+        layer), SDPA on a GPU whatever the model was loaded with (eager materialises every score
+        matrix; flash attention cannot take the tree mask)."""
         own = getattr(self.model.config, "_attn_implementation", "sdpa")
         if self.attention == "model":
             return own
         if self.attention == "auto":
-            return "eager" if self.device.type == "cpu" else ("sdpa" if own not in ("sdpa", "eager") else own)
+            return "eager" if self.device.type == "cpu" else "sdpa"
         return self.attention
 
     @property
@@ -310,16 +319,38 @@ class Engine:
             dup = sorted(k for k, n in Counter(keys).items() if n > 1)[:5]
             raise CultureSPAError(f"prompt keys must be unique within a job; duplicated: {dup}")
         texts = [chat_text(self.tokenizer, p.system, p.user) for p in prompts]
-        ids = [self._encode(t) for t in texts]
+        # one batched call: the fast tokenizer encodes the texts in parallel (one call per text was
+        # measured at ~1.5x the time on 2 cores, and it scales with the cores)
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         order = list(range(len(prompts)))
         if self.sort_by_length:
             order.sort(key=lambda i: (-len(ids[i]), i))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        size = self._plan_batch_size(ids)
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
         prefix_len = 0
         if self.prefix_cache and ids:
             prefix_len = common_prefix_len(ids)
             prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
-        return _Job(prompts, texts, ids, batches, max(prefix_len, 0))
+        return _Job(prompts, texts, ids, batches, max(prefix_len, 0), batch_size=size)
+
+    def _plan_batch_size(self, ids: list[list[int]]) -> int:
+        """The batch size of a job: the explicit one, or for "auto" one sized to the device's
+        free memory now (with room for ``max_new_tokens`` generated tokens, so that one plan
+        serves both modes)."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        if self.device.type != "cuda" or not ids:
+            return CPU_BATCH_SIZE
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(self.device)
+        free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        longest = max(len(x) for x in ids)
+        size = auto_batch_size(free, self.model.config, longest, self.max_new_tokens,
+                               dtype_bytes=self.model.dtype.itemsize)
+        log.info("batch_size auto: %d prompts per batch (%.1f GiB free on %s, longest prompt %d tokens)",
+                 size, free / 2**30, self.device, longest)
+        return size
 
     def _label_ids(self, text: str, label: str) -> tuple[int, ...]:
         """Token ids of ``label`` as the start of the reply to ``text``: tokenise text+label and
@@ -366,6 +397,12 @@ class Engine:
                     mask[i] = True  # byte-level: ASCII digits are themselves; sentencepiece byte fallback <0x3N>
             self._digit_mask = mask.to(self.device)
         return self._digit_mask
+
+    def _digit_ids(self):
+        """``digit_mask`` as token indices (indexing with a boolean mask waits for the GPU)."""
+        if self._digit_idx is None:
+            self._digit_idx = self.digit_mask().nonzero().flatten()
+        return self._digit_idx
 
     # --- logprob mode ------------------------------------------------------------------------
 
@@ -418,7 +455,7 @@ class Engine:
                 logits, row0 = self._hf_logits(job, suffixes, tries)
             # log P(token) = logit - logsumexp(all); log D = logsumexp(digit logits) - logsumexp(all)
             lse = torch.logsumexp(logits, dim=-1)
-            digit_lse = torch.logsumexp(logits[:, self.digit_mask()], dim=-1) - lse
+            digit_lse = torch.logsumexp(logits.index_select(1, self._digit_ids()), dim=-1) - lse
             # gather the few conditionals the labels need: (row, token); row = row0 + 0 for the
             # answer position, row0 + 1 + j after trie node j
             want_row, want_tok = [], []
@@ -774,6 +811,31 @@ def _attention_implementation(model, impl: str):
         yield
     finally:
         config._attn_implementation = old
+
+
+def auto_batch_size(free_bytes: int, config, seq_len: int, new_tokens: int = 0, dtype_bytes: int = 2,
+                    fraction: float = 0.7, cap: int = MAX_AUTO_BATCH) -> int:
+    """Prompts per batch that fit in ``fraction`` of ``free_bytes`` (the memory beside the
+    weights) for a decoder of ``config``'s shape, prompts of up to ``seq_len`` tokens and
+    ``new_tokens`` generated ones: a power of two in [1, cap].
+
+    Per prompt: the keys and values of every layer for ``seq_len + new_tokens`` positions (kept
+    for the whole pass), one layer's activations at a time (residual, norm, q/k/v, MLP), fp32
+    attention scores (SDPA's math path, the most it needs with a mask) and fp32 logits with the
+    sampling copies (sort, cumsum) of generate."""
+    hidden = config.hidden_size
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    inter = getattr(config, "intermediate_size", None) or 4 * hidden
+    total = seq_len + new_tokens
+    kv = config.num_hidden_layers * 2 * kv_heads * head_dim * dtype_bytes * total
+    act = seq_len * (4 * hidden + 3 * inter + (heads + 2 * kv_heads) * head_dim) * dtype_bytes
+    scores = heads * seq_len * total * 4
+    logits = config.vocab_size * 4 * 6
+    rows = int(fraction * max(free_bytes, 0) // (kv + act + scores + logits))
+    rows = max(1, min(rows, cap))
+    return 1 << (rows.bit_length() - 1)
 
 
 def needs_boundary(labels: Sequence[str]) -> list[bool]:

@@ -21,9 +21,10 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def run_logged(log_path: str, main: Callable[[], None], threads: int | None = None) -> None:
+def run_logged(log_path: str, main: Callable[[], None], threads: int | None = None, gpus: int = 0) -> None:
     """Run ``main`` with logging (and stderr, where progress bars go) sent to ``log_path``;
-    ``threads`` (the rule's) caps torch's threads.
+    ``threads`` (the rule's) caps torch's threads; ``gpus`` (the rule's ``resources.gpu``) > 0
+    claims a free GPU slot for the job first (``gpus.claim_gpu``: one model job per GPU).
 
     A CultureSPAError is a message for the user: it is logged and printed on the console without a
     traceback, and the job fails. Anything else keeps its traceback in the log.
@@ -33,6 +34,10 @@ def run_logged(log_path: str, main: Callable[[], None], threads: int | None = No
         sys.stderr = log
         logging.basicConfig(stream=log, level=logging.INFO, format=FORMAT, force=True)
         try:
+            if gpus:
+                from .gpus import claim_gpu
+
+                claim_gpu()
             if threads is not None:
                 limit_threads(threads)
             main()

@@ -17,4 +17,5 @@ run_logged(
         cultures=snakemake.params.cultures,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )

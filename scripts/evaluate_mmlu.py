@@ -18,4 +18,5 @@ run_logged(
         snakemake.output[0],
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )

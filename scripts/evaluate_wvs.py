@@ -22,4 +22,5 @@ run_logged(
         order_seed=snakemake.params.order_seed,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )

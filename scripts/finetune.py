@@ -21,4 +21,5 @@ run_logged(
         snakemake.output.stats,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )

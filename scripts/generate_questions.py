@@ -14,4 +14,5 @@ run_logged(
         snakemake.output.stats,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
 )
