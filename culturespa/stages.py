@@ -193,6 +193,7 @@ def answer_question_pool(
     out_path: str,
     survey_files=(None, None),
     catalogue: Sequence[Mapping] | None = None,
+    similarity_file: str | None = None,
 ) -> None:
     """Every pooled question answered once, culture-unaware or as ``culture`` (P1 or P2)."""
     from .engine import Prompt, answer_to_file
@@ -202,7 +203,8 @@ def answer_question_pool(
     cultures = list(catalogue_from_config({"cultures": catalogue}).values()) if catalogue else []
     survey = Survey.load(*survey_files) if survey_files[0] else None
     this = Culture(**culture) if culture else None
-    chat = methods.build_prompts(method, items, this, survey, cultures)
+    similarity = methods.load_similarity(similarity_file) if similarity_file else None
+    chat = methods.build_prompts(method, items, this, survey, cultures, similarity=similarity)
     engine = load_engine(model, settings)
     answer_to_file(
         engine,
@@ -246,13 +248,14 @@ def collect_pair_sets(pool_path: str, unaware_path: str, aware_paths: Mapping[st
 # --- step 4 ---------------------------------------------------------------------------------
 
 
-def system_prompt_function(setting: str, catalogue: Sequence[Mapping], survey_files) -> callable:
+def system_prompt_function(setting: str, catalogue: Sequence[Mapping], survey_files, similarity_file=None) -> callable:
     """culture code -> the system prompt a training example gets (P1, or P2 for the CCT variant)."""
     cultures = catalogue_from_config({"cultures": catalogue})
     survey = Survey.load(*survey_files) if setting == methods.P2 else None
+    similarity = methods.load_similarity(similarity_file) if setting == methods.P2 else None
     return lambda code: methods.system_prompt(
         setting, cultures[code],
-        methods.neighbours(code, list(cultures.values()), survey) if setting == methods.P2 else None,
+        methods.neighbours(code, similarity, cultures, survey) if setting == methods.P2 else None,
     )
 
 
@@ -269,7 +272,7 @@ def finetune_variant(model, wildcards, inputs, preset, catalogue, seed, checkpoi
     stats = train_adapter(
         model["path"],
         records,
-        system_prompt_function(wildcards.setting, catalogue, (inputs.questions, inputs.proportions)),
+        system_prompt_function(wildcards.setting, catalogue, (inputs.questions, inputs.proportions), inputs.similarity),
         outputs.adapter,
         settings,
         checkpoints,
@@ -310,6 +313,7 @@ def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, sett
     survey = Survey.load(inputs.questions, inputs.proportions)
     items = evaluation_items(survey, evaluation.get("max_items"))
     order = io.read_json(inputs.examples)
+    similarity = methods.load_similarity(inputs.similarity)
     cultures = catalogue_from_config({"cultures": catalogue})
     personas = [None] if method in methods.PERSONA_FREE else [cultures[c] for c in countries]
     adapters = {Path(a).parent.name: a for a in inputs.adapters}  # specific: country -> adapter
@@ -320,7 +324,7 @@ def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, sett
     for culture in personas:
         persona = culture.code if culture else NO_PERSONA
         this = engine or _adapter_engine(model, adapters[persona], settings)
-        chat = methods.build_prompts(method, items, culture, survey, list(cultures.values()), order)
+        chat = methods.build_prompts(method, items, culture, survey, list(cultures.values()), order, similarity)
         records = answer_to_file(
             this,
             [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],

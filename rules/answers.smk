@@ -28,6 +28,7 @@ rule answer_pool_culture_aware:
         pool="results/{model}/questions/{source}/pool.jsonl",
         questions=culturespa_file("data/wvs_questions.json"),
         proportions=culturespa_file("data/proportions_group_by_country.json"),
+        similarity=culturespa_file("data/country_similarity.json"),
     output:
         "results/{model}/answers/{source}/{setting}/{country}.jsonl",
     wildcard_constraints:

@@ -5,6 +5,7 @@ rule evaluate_wvs:
         questions=culturespa_file("data/wvs_questions.json"),
         proportions=culturespa_file("data/proportions_group_by_country.json"),
         examples=culturespa_file("data/self_alignment_examples.json"),
+        similarity=culturespa_file("data/country_similarity.json"),
     output:
         "results/{model}/eval/{variant}/run{run}/{method}.jsonl",
     params:

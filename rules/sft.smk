@@ -4,6 +4,7 @@ rule finetune_joint:
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/joint.jsonl",
         questions=culturespa_file("data/wvs_questions.json"),
         proportions=culturespa_file("data/proportions_group_by_country.json"),
+        similarity=culturespa_file("data/country_similarity.json"),
     output:
         adapter=directory("results/{model}/sft/joint-{data}-{setting}-{fraction}/adapter"),
         loss="results/{model}/sft/joint-{data}-{setting}-{fraction}/loss.csv",
@@ -36,6 +37,7 @@ rule finetune_specific:
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/{{country}}.jsonl",
         questions=culturespa_file("data/wvs_questions.json"),
         proportions=culturespa_file("data/proportions_group_by_country.json"),
+        similarity=culturespa_file("data/country_similarity.json"),
     output:
         adapter=directory("results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/adapter"),
         loss="results/{model}/sft/specific-{data}-{setting}-{fraction}/{country}/loss.csv",

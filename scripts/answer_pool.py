@@ -14,6 +14,7 @@ run_logged(
         snakemake.output[0],
         survey_files=(snakemake.input.get("questions"), snakemake.input.get("proportions")),
         catalogue=snakemake.params.get("catalogue"),
+        similarity_file=snakemake.input.get("similarity"),
     ),
     threads=snakemake.threads,
 )
