@@ -16,6 +16,7 @@ import pandas as pd
 from . import filters, io, methods, pairs, questions
 from .errors import DataFileError
 from .cultures import Culture, catalogue_from_config
+from .seeds import DEFAULT_DRAWS, NO_PERSONA, persona_seed, run_seed
 from .survey import Survey
 from .wvs import load_items
 
@@ -42,6 +43,7 @@ def load_engine(model: Mapping, settings: Mapping, model_object=None, tokenizer=
     options = dict(
         batch_size=settings.get("batch_size", 16),
         choice=settings.get("choice", "sample"),
+        choice_temperature=settings.get("temperature", 0.6),
         temperature=settings.get("temperature", 0.6),
         top_p=settings.get("top_p", 0.9),
         max_new_tokens=settings.get("max_new_tokens", 256),
@@ -211,7 +213,8 @@ def answer_question_pool(
         [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
         out_path,
         mode=settings["mode"],
-        seed=settings["seed"],
+        seed=persona_seed(settings["seed"], settings.get("draws", DEFAULT_DRAWS), method,
+                          this.code if this else NO_PERSONA),
         max_answer=PAIRS_MAX_ANSWER,
     )
 
@@ -223,26 +226,32 @@ def _as_answers(records: Sequence[Mapping]) -> list[dict]:
     return [{"qid": r["key"], "choice": r.get("choice"), "reply": r.get("reply")} for r in records]
 
 
-def collect_pair_sets(pool_path: str, unaware_path: str, aware_paths: Mapping[str, str], strategies, seed: int, outputs) -> None:
-    """CRQPC / RDS / CDS per culture and joint, plus per-culture and per-topic statistics."""
+def collect_pair_sets(pool_path: str, unaware_path: str, aware_paths: Mapping[str, str], strategies, seed: int, outputs,
+                      setting: str = "culture_aware", answering: Mapping | None = None) -> None:
+    """CRQPC / RDS / CDS per culture and joint, plus per-culture and per-topic statistics (with the
+    diff rates of shared and independent draws, ``pairs.draw_statistics``)."""
     pool = io.read_jsonl(pool_path)
-    sets = pairs.build_pairs(
-        pool,
-        _as_answers(io.read_jsonl(unaware_path)),
-        {c: _as_answers(io.read_jsonl(p)) for c, p in aware_paths.items()},
-        seed,
-    )
+    unaware = io.read_jsonl(unaware_path)
+    aware = {c: io.read_jsonl(p) for c, p in aware_paths.items()}
+    sets = pairs.build_pairs(pool, _as_answers(unaware), {c: _as_answers(r) for c, r in aware.items()}, seed)
     for path in outputs.pairs:
         strategy, who = Path(path).parent.name, Path(path).stem
         name = strategy.upper()
         records = sets.joint(name) if who == "joint" else sets.sets[name][who]
         io.write_jsonl(path, records)
     stats = pd.DataFrame(sets.stats_rows())
+    if answering is not None:
+        by_draws = pairs.draw_statistics(pool, unaware, aware, setting, answering)
+        stats = pd.concat([stats, pd.DataFrame([by_draws[c] for c in stats.culture])], axis=1)
     io.write_csv(outputs.stats, stats)
     io.write_csv(outputs.topics, pd.DataFrame(sets.topic_rows()))
     for row in stats.itertuples():
         log.info("%s: valid %d, same %d, diff %d (diff rate %.3f), CRQPC %d", row.culture, row.valid, row.same,
                  row.diff, row.diff_rate, row.n_CRQPC)
+        if answering is not None and answering.get("mode") == "logprob":
+            log.info("%s: diff rate with shared draws %.3f, with independent draws %.3f (expected %.3f); these "
+                     "answers used %s draws", row.culture, row.diff_rate_shared, row.diff_rate_independent,
+                     row.expected_diff_rate, row.draws)
 
 
 # --- step 4 ---------------------------------------------------------------------------------
@@ -330,7 +339,7 @@ def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, sett
             [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
             f"{out_path}.{persona}.part",
             mode=settings["mode"],
-            seed=settings["seed"] + 1000 * run,
+            seed=persona_seed(run_seed(settings["seed"], run), settings.get("draws", DEFAULT_DRAWS), method, persona),
         )
         combined += [{"persona": persona, "method": method, "run": run, **r} for r in records]
     io.write_jsonl(out_path, combined)

@@ -17,6 +17,7 @@ rule collect_pairs:
         countries=COUNTRIES,
         strategies=config["pairs"]["strategies"],
         seed=config["pairs"]["seed"],
+        answering=config["answering"],
     log:
         "logs/{model}/pairs/{source}/{setting}.log",
     threads: 1

@@ -12,5 +12,7 @@ run_logged(
         snakemake.params.strategies,
         snakemake.params.seed,
         snakemake.output,
+        setting=snakemake.wildcards.setting,
+        answering=snakemake.params.answering,
     ),
 )
