@@ -551,13 +551,13 @@ def general_ability(inputs: Mapping, settings: Mapping) -> Table:
     reasons = _Reasons(every="every category")
     path = inputs.get("mmlu")
     if not path:
-        why = "MMLU not configured (mmlu.zip is null)"
+        why = "MMLU not run (mmlu.enabled is false)"
         frame = _frame([{"variant": v, "category": "", "metric": "", "value": math.nan, "ci_low": math.nan,
                          "ci_high": math.nan, "n": pd.NA, "status": "missing", "reason": why} for v in variants or [""]])
         display = pd.DataFrame([{"Category": MISSING, "Base model": MISSING,
                                  **{design.variant_label(v): MISSING for v in variants}}])
         return Table("general_ability", frame, display, CAPTIONS["general_ability"],
-                     [f"{MISSING} every cell: {why}; set mmlu.zip and mmlu.mapping to run it."])
+                     [f"{MISSING} every cell: {why}; set mmlu.enabled: true to run it."])
     table = io.read_csv(path, required=["variant", "category", "metric", "value", "ci_low", "ci_high", "n"])
     categories = list(dict.fromkeys(table["category"]))
     records, shown = [], []
@@ -886,8 +886,8 @@ def hyperparameters(inputs: Mapping, settings: Mapping) -> Table:
         part = hyper.get(key)
         if part is None:
             continue
-        if key == "mmlu" and not part.get("zip"):
-            add(title, "configured", "no (mmlu.zip is null)")
+        if key == "mmlu" and not part.get("enabled"):
+            add(title, "configured", "no (mmlu.enabled is false)")
             continue
         for name in names:
             if name in part:
@@ -913,7 +913,7 @@ def hyperparameter_settings(config: Mapping, countries: Sequence[str]) -> dict:
 
     name = config["sft"]["preset"]
     presets = {**PRESETS, **(config["sft"].get("presets") or {})}
-    mmlu = {k: v for k, v in config["mmlu"].items() if k not in ("mapping",)}
+    mmlu = dict(config["mmlu"])
     return {
         "sft": {"preset": name, "settings": presets[name], "variants": list(config["sft"]["variants"])},
         "answering": dict(config["answering"]),
@@ -921,7 +921,7 @@ def hyperparameter_settings(config: Mapping, countries: Sequence[str]) -> dict:
         "pairs": dict(config["pairs"]),
         "evaluation": dict(config["evaluation"]),
         "scoring": dict(config["scoring"]),
-        "mmlu": {**mmlu, "zip": bool(mmlu.get("zip"))},
+        "mmlu": mmlu,
         "countries": list(countries),
     }
 
@@ -1130,7 +1130,7 @@ def table_inputs(name: str, root: str, config: Mapping, basedir: str | Path | No
         return {"alignment": f"{root}/alignment.csv",
                 "train_stats": [f"{root}/sft/{v}/train_stats.json" for v in trained if v in config["sft"]["variants"]]}
     if name == "general_ability":
-        return {"mmlu": f"{root}/mmlu.csv"} if config["mmlu"].get("zip") else {}
+        return {"mmlu": f"{root}/mmlu.csv"} if config["mmlu"].get("enabled") else {}
     if name == "collected_pairs":
         return {"pairs_stats": [f"{root}/pairs/{source}/{s}/stats.csv" for s in settings]}
     if name == "question_filtering":

@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from culturespa.config import check_config, countries as configured_countries
-from culturespa.fetch import read_checksums
+from culturespa.fetch import MMLU_CHECKSUM_FILE, read_checksums
 from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
 from culturespa.results import released_methods, variant_methods as configured_variants
 
@@ -21,6 +21,7 @@ VARIANTS = ["base"] + list(config["sft"]["variants"])
 RUNS = list(range(config["evaluation"]["runs"]))
 VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
+MMLU_CHECKSUMS = read_checksums(MMLU_CHECKSUM_FILE)
 RELEASED_RESULT_FILES = [p for p in CHECKSUMS if p.startswith("result/")]
 
 
@@ -41,6 +42,10 @@ wildcard_constraints:
 
 def culturespa_file(rel):
     return f"resources/culturespa/{rel}"
+
+
+def mmlu_file(rel):
+    return f"resources/mmlu/{rel}"
 
 
 def released_answer_files(model):
@@ -81,7 +86,7 @@ def pipeline_outputs():
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
         out.append(f"results/{model}/alignment.csv")
-        if config["mmlu"]["zip"]:
+        if config["mmlu"]["enabled"]:
             out.append(f"results/{model}/mmlu.csv")
     return out
 

@@ -78,8 +78,8 @@ rule evaluate_mmlu:
     input:
         model=model_input,
         adapters=adapter_inputs,
-        zip=config["mmlu"]["zip"] or [],
-        mapping=config["mmlu"]["mapping"] or [],
+        zip=mmlu_file("mmlu.zip"),
+        mapping=mmlu_file("mapping.json"),
     output:
         "results/{model}/mmlu/{variant}.jsonl",
     params:

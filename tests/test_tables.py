@@ -79,7 +79,7 @@ def config(paper_config):
     cfg["evaluation"].update(base_methods=list(BASE_METHODS), tuned_methods=[P1], runs=1, max_items=60)
     cfg["pairs"]["settings"] = ["culture_aware"]
     cfg["questions"].update(source="released", per_topic=2)
-    cfg["mmlu"].update(zip="mmlu.zip", variants=[CULTURESPA, SPECIFIC], subjects=["sociology"], max_per_subject=5)
+    cfg["mmlu"].update(enabled=True, variants=[CULTURESPA, SPECIFIC], subjects=["sociology"], max_per_subject=5)
     return cfg
 
 
@@ -320,11 +320,11 @@ def test_general_ability(root, config, tmp_path):
     spec = design.variant_label(SPECIFIC)
     assert all(r[header.index(spec)] == "—" for r in rows)
     assert f"not run: {SPECIFIC} is not in sft.variants" in notes_of(md)
-    # MMLU not configured: no input, every cell missing with the reason
-    config["mmlu"]["zip"] = None
+    # MMLU not run: no input, every cell missing with the reason
+    config["mmlu"]["enabled"] = False
     assert tables.table_inputs("general_ability", str(root), config) == {}
     _, csv, md, _ = render("general_ability", root, config, tmp_path)
-    assert "MMLU not configured (mmlu.zip is null)" in md
+    assert "MMLU not run (mmlu.enabled is false)" in md
     assert csv.value.isna().all() and (csv.status == "missing").all()
 
 
