@@ -25,7 +25,15 @@ text (Hendrycks et al.)::
 sent as ONE user message through the model's chat template (``engine.chat_text``, no system
 prompt: the template's default applies, if it has one) - ``fmt="chat"``, the default, because the
 models here are instruction-tuned chat models and the adapters are trained inside that template.
-``fmt="plain"`` scores the raw text instead (base-model style).
+``fmt="plain"`` scores the raw text instead (base-model style). ``fmt="llama_factory"`` is the text
+LLaMA-Factory's evaluator builds with its ``en`` eval template and the ``fewshot`` chat template
+(the authors' MMLU tool): the same text, but the answer letter follows "Answer:" without a space
+("Answer:A"), and no BOS token is added.
+
+Few-shot examples: ``shots="first"`` takes the subject's first k dev questions, the same for every
+question (so their tokens are a prefix shared by a whole subject); ``shots="random"`` draws k dev
+questions in random order for each question, as LLaMA-Factory's evaluator does
+(``dataset["train"].shuffle().select(range(k))``), seeded per (seed, subject, question).
 
 Scoring: one forward pass, the next-token distribution after the prompt. A letter's score is the
 log of P("A") + P(" A") (the letter with and without a leading space, each a single token for the
@@ -62,7 +70,8 @@ CATEGORIES = ("STEM", "Social Sciences", "Humanities", "Other")
 OVERALL = "overall"
 SPLITS = ("dev", "val", "test")
 HEADER = "The following are multiple choice questions (with answers) about {subject}.\n\n"
-FORMATS = ("chat", "plain")
+FORMATS = ("chat", "plain", "llama_factory")
+SHOTS = ("first", "random")
 COMPARE_COLUMNS = ["model", "variant", "category", "metric", "value", "ci_low", "ci_high", "n"]
 
 
@@ -188,28 +197,44 @@ def load(
 # --- prompts ----------------------------------------------------------------------------------
 
 
-def format_example(q: Question, with_answer: bool) -> str:
+def format_example(q: Question, with_answer: bool, space: str = " ") -> str:
     text = q.question + "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, q.choices)) + "\nAnswer:"
-    return text + (f" {q.answer}\n\n" if with_answer else "")
+    return text + (f"{space}{q.answer}\n\n" if with_answer else "")
 
 
-def few_shot_text(q: Question, dev: Sequence[Question], subject_name: str, k: int = 5) -> str:
-    """The standard MMLU k-shot text (the subject's first k dev examples), ending in "Answer:"."""
+def few_shot_text(q: Question, dev: Sequence[Question], subject_name: str, k: int = 5, space: str = " ") -> str:
+    """The standard MMLU k-shot text (the first k of ``dev`` as examples), ending in "Answer:"."""
     return (
         HEADER.format(subject=subject_name)
-        + "".join(format_example(d, True) for d in dev[:k])
+        + "".join(format_example(d, True, space) for d in dev[:k])
         + format_example(q, False)
     )
 
 
-def prompt_text(tokenizer, q: Question, bench: Benchmark, k: int = 5, fmt: str = "chat") -> str:
-    text = few_shot_text(q, bench.dev[q.subject], bench.mapping[q.subject]["name"], k)
+def shots_for(q: Question, dev: Sequence[Question], k: int, shots: str = "first", seed: int = 0) -> list[Question]:
+    """The dev questions shown before ``q``: the first k, or k in a random order drawn for ``q``."""
+    if shots == "first":
+        return list(dev[:k])
+    if shots == "random":
+        from .seeds import derive_seed
+
+        order = np.random.default_rng(derive_seed(seed, "mmlu-shots", q.subject, q.index)).permutation(len(dev))
+        return [dev[i] for i in order[:k]]
+    raise ConfigError(f"mmlu.shots: {shots!r} is not one of {SHOTS}")
+
+
+def prompt_text(tokenizer, q: Question, bench: Benchmark, k: int = 5, fmt: str = "chat", shots: str = "first",
+                seed: int = 0) -> str:
+    dev = shots_for(q, bench.dev[q.subject], k, shots, seed)
+    name = bench.mapping[q.subject]["name"]
     if fmt == "plain":
-        return text
+        return few_shot_text(q, dev, name, k)
+    if fmt == "llama_factory":
+        return few_shot_text(q, dev, name, k, space="")
     if fmt == "chat":
         from .engine import chat_text
 
-        return chat_text(tokenizer, None, text)
+        return chat_text(tokenizer, None, few_shot_text(q, dev, name, k))
     raise ConfigError(f"mmlu.format: {fmt!r} is not one of {FORMATS}")
 
 
@@ -292,6 +317,8 @@ def evaluate(
     fmt: str = "chat",
     batch_size: int = 8,
     prefix_cache: bool = True,
+    shots: str = "first",
+    seed: int = 0,
 ) -> list[dict]:
     """One record per question: subject, category, index, gold, pred, correct, and the four
     letter log-scores. Same prompt and scoring for every model (base or adapter)."""
@@ -307,7 +334,7 @@ def evaluate(
     records = []
     started = time.perf_counter()
     for subject, qs in by_subject.items():
-        texts = [prompt_text(tokenizer, q, bench, k_shot, fmt) for q in qs]
+        texts = [prompt_text(tokenizer, q, bench, k_shot, fmt, shots, seed) for q in qs]
         ids = [tokenizer(t, add_special_tokens=fmt == "plain")["input_ids"] for t in texts]
         prefix = 0
         if prefix_cache and len(ids) > 1:
