@@ -364,7 +364,8 @@ def score_variant(model_name, variant, inputs, countries, scoring, outputs) -> N
     settings = ScoringSettings.from_config(scoring)
     tables, matrices, topics = [], [], []
     for run, frame in answers.groupby("run"):
-        table, mats = score_answers(frame, survey, countries, model_name, settings, baselines=variant == "base")
+        table, mats = score_answers(frame, survey, countries, model_name, settings, baselines=variant == "base",
+                                    all_items=full.items)
         tables.append(table.assign(variant=variant, run=run))
         matrices.append(mats.assign(variant=variant, run=run))
         topics.append(topic_scores(frame, survey, countries, model_name).assign(variant=variant, run=run))
