@@ -3,12 +3,11 @@
 import re
 
 import pytest
-import yaml
 
 from conftest import REPO
 from test_workflow_released import run_snakemake
 
-from culturespa.config import check_config, validate_schema
+from culturespa.cli import load_config
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -18,16 +17,12 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def layered() -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for key, value in yaml.safe_load((REPO / "config/paper_exact.yaml").read_text()).items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    return config
+    """config.yaml, then config/paper_exact.yaml, as Snakemake layers them (validated, checked)."""
+    return load_config([REPO / "config/paper_exact.yaml"], workdir=REPO)
 
 
 def test_paper_exact_is_a_valid_overlay():
     config = layered()
-    validate_schema(config)
-    check_config(config, REPO)
     assert config["answering"]["mode"] == "generate" and config["answering"]["draws"] == "independent"
     assert config["questions"]["near_duplicate_threshold"] is None and config["evaluation"]["runs"] == 1
     assert config["sft"]["preset"] == "paper"  # 4-bit QLoRA stays; paper_bf16 is one key away
