@@ -155,8 +155,9 @@ def pool_record(qid: str, config: Mapping, workdir: Path, model: str | None = No
     records = filters.load_released_pool(raw[0].parent)
     if qid not in {r["qid"] for r in records}:
         raise DataFileError(f"--item {qid}: no such question in the released pool (ids run T00-00000 ... T12-00999)")
-    seeds = load_items(_data("data/wvs_questions.json", config, workdir))
-    kept, report = filters.filter_pool(records, seeds, config["questions"]["near_duplicate_threshold"])
+    wvs = _data("data/wvs_questions.json", config, workdir)
+    kept, report = filters.filter_pool(records, load_items(wvs), config["questions"]["near_duplicate_threshold"],
+                                       exact_reference=[it.text for it in load_items(wvs, evaluation_only=False)])
     for rec in kept:
         if rec["qid"] == qid:
             return rec

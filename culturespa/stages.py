@@ -80,7 +80,7 @@ def _generation_fingerprint(model: Mapping, topic: int, settings: Mapping) -> st
     import hashlib
     import json
 
-    keys = ("batch_size", "temperature", "top_p", "max_new_tokens", "seed")
+    keys = ("batch_size", "temperature", "top_p", "max_new_tokens", "seed", "reply_parsing")
     spec = {k: model.get(k) for k in ("name", "path", "dtype", "chat_template")}
     if spec["path"] and Path(spec["path"]).exists():
         spec["path"] = str(Path(spec["path"]).resolve())
@@ -135,6 +135,7 @@ def generate_topic_questions(model: Mapping, topic: int, wvs_questions: str, set
             existing=existing,
             on_round=checkpoint,
             state=state,
+            strict=settings.get("reply_parsing", "lenient") == "strict",
         )
     except questions.GenerationExhausted as e:
         raise questions.GenerationExhausted(
@@ -170,7 +171,9 @@ def _at_most_per_topic(records: list[dict], per_topic: int, seed: int) -> list[d
 
 def filter_question_pool(raw_files: Sequence[str], source: str, wvs_questions: str, settings: Mapping, outputs) -> None:
     records = _read_raw_pool(raw_files, source)
-    kept, report = filters.filter_pool(records, load_items(wvs_questions), settings["near_duplicate_threshold"])
+    every_wvs_text = [it.text for it in load_items(wvs_questions, evaluation_only=False)]
+    kept, report = filters.filter_pool(records, load_items(wvs_questions), settings["near_duplicate_threshold"],
+                                       exact_reference=every_wvs_text)
     kept = _at_most_per_topic(kept, settings["per_topic"], settings["seed"])
     counts = pd.DataFrame(report.table())
     counts = pd.concat([counts, pd.DataFrame([{"stage": "per_topic_budget", "topic": "all", "n_kept": len(kept),
