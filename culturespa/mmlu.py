@@ -40,7 +40,8 @@ log of P("A") + P(" A") (the letter with and without a leading space, each a sin
 tokenizers used here; a variant that is not a single token is left out). After a chat assistant
 header the reply starts without a space ("A"); after plain "Answer:" it starts with one (" A"):
 summing both makes the score independent of which one a model prefers. The prediction is the
-argmax over A-D.
+argmax over A-D. ``letters="bare"`` scores the bare letter's token only (the last token of "A"), as
+LLaMA-Factory's evaluator does.
 
 Speed: within a subject every prompt shares the header and the k dev examples; that token prefix
 runs once and its KV cache serves every batch, so each question costs only its own tokens.
@@ -238,8 +239,16 @@ def prompt_text(tokenizer, q: Question, bench: Benchmark, k: int = 5, fmt: str =
     raise ConfigError(f"mmlu.format: {fmt!r} is not one of {FORMATS}")
 
 
-def letter_token_ids(tokenizer) -> list[list[int]]:
-    """Per letter, the single-token ids of "A" and " A" (whichever are single tokens)."""
+LETTER_MODES = ("both", "bare")
+
+
+def letter_token_ids(tokenizer, letters: str = "both") -> list[list[int]]:
+    """Per letter, the single-token ids of "A" and " A" (whichever are single tokens); ``bare``:
+    the last token of "A" alone (LLaMA-Factory's ``tokenizer.encode(ch, add_special_tokens=False)[-1]``)."""
+    if letters == "bare":
+        return [[tokenizer(letter, add_special_tokens=False)["input_ids"][-1]] for letter in LETTERS]
+    if letters != "both":
+        raise ConfigError(f"mmlu.letters: {letters!r} is not one of {LETTER_MODES}")
     out = []
     for letter in LETTERS:
         ids = []
@@ -319,6 +328,7 @@ def evaluate(
     prefix_cache: bool = True,
     shots: str = "first",
     seed: int = 0,
+    letters: str = "both",
 ) -> list[dict]:
     """One record per question: subject, category, index, gold, pred, correct, and the four
     letter log-scores. Same prompt and scoring for every model (base or adapter)."""
@@ -326,7 +336,7 @@ def evaluate(
         raise ConfigError(f"mmlu.format: {fmt!r} is not one of {FORMATS}")
     if not bench.questions:
         raise CultureSPAError("no MMLU questions selected")
-    letter_ids = letter_token_ids(tokenizer)
+    letter_ids = letter_token_ids(tokenizer, letters)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     by_subject: dict[str, list[Question]] = {}
     for q in bench.questions:

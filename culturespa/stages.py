@@ -424,7 +424,7 @@ def evaluate_mmlu(model, variant, inputs, settings, out_path) -> None:
         tokenizer = load_tokenizer(model["path"], model.get("chat_template"))
     io.write_jsonl(out_path, mmlu.evaluate(net, tokenizer, bench, k_shot=settings.get("k_shot", 5),
                                            fmt=settings.get("format", "chat"), shots=settings.get("shots", "first"),
-                                           seed=settings.get("seed", 0)))
+                                           seed=settings.get("seed", 0), letters=settings.get("letters", "both")))
 
 
 def compare_mmlu(model_name, base_path, variant_paths: Mapping[str, str], seed: int, out_path) -> None:

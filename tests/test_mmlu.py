@@ -130,6 +130,7 @@ def test_chat_prompt_and_letter_tokens(smollm2):
     assert all(len(v) == 2 for v in ids)
     assert [tok.decode([v[0]]) for v in ids] == list("ABCD")
     assert [tok.decode([v[1]]) for v in ids] == [" A", " B", " C", " D"]
+    assert mmlu.letter_token_ids(tok, "bare") == [[v[0]] for v in ids]  # LLaMA-Factory's: the bare letter only
 
 
 @pytest.mark.slow
