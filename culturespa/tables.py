@@ -551,13 +551,13 @@ def general_ability(inputs: Mapping, settings: Mapping) -> Table:
     reasons = _Reasons(every="every category")
     path = inputs.get("mmlu")
     if not path:
-        why = "MMLU not run (mmlu.enabled is false)"
+        why = "MMLU not run (mmlu.enabled is false or mmlu.variants is empty)"
         frame = _frame([{"variant": v, "category": "", "metric": "", "value": math.nan, "ci_low": math.nan,
                          "ci_high": math.nan, "n": pd.NA, "status": "missing", "reason": why} for v in variants or [""]])
         display = pd.DataFrame([{"Category": MISSING, "Base model": MISSING,
                                  **{design.variant_label(v): MISSING for v in variants}}])
         return Table("general_ability", frame, display, CAPTIONS["general_ability"],
-                     [f"{MISSING} every cell: {why}; set mmlu.enabled: true to run it."])
+                     [f"{MISSING} every cell: {why}; set mmlu.enabled: true and name adapters in mmlu.variants."])
     table = io.read_csv(path, required=["variant", "category", "metric", "value", "ci_low", "ci_high", "n"])
     categories = list(dict.fromkeys(table["category"]))
     records, shown = [], []
@@ -1130,7 +1130,7 @@ def table_inputs(name: str, root: str, config: Mapping, basedir: str | Path | No
         return {"alignment": f"{root}/alignment.csv",
                 "train_stats": [f"{root}/sft/{v}/train_stats.json" for v in trained if v in config["sft"]["variants"]]}
     if name == "general_ability":
-        return {"mmlu": f"{root}/mmlu.csv"} if config["mmlu"].get("enabled") else {}
+        return {"mmlu": f"{root}/mmlu.csv"} if config["mmlu"].get("enabled") and config["mmlu"].get("variants") else {}
     if name == "collected_pairs":
         return {"pairs_stats": [f"{root}/pairs/{source}/{s}/stats.csv" for s in settings]}
     if name == "question_filtering":

@@ -86,7 +86,7 @@ def pipeline_outputs():
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
         out.append(f"results/{model}/alignment.csv")
-        if config["mmlu"]["enabled"]:
+        if config["mmlu"]["enabled"] and config["mmlu"]["variants"]:  # no adapter: nothing to compare
             out.append(f"results/{model}/mmlu.csv")
     return out
 
