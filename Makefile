@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 CORES ?= 2
 # Offline on machines that carry a local mirror of the paper's data beside the repository.
 MIRROR ?= $(firstword $(wildcard ../shared/culturespa))
-MIRROR_ARG := $(if $(MIRROR),--config data_mirror=$(abspath $(MIRROR)),)
+MMLU_MIRROR ?= $(firstword $(wildcard ../shared/benchmarks/mmlu))
+MIRROR_ARGS := $(if $(MIRROR),data_mirror=$(abspath $(MIRROR)),) $(if $(MMLU_MIRROR),mmlu_mirror=$(abspath $(MMLU_MIRROR)),)
+MIRROR_ARG := $(if $(strip $(MIRROR_ARGS)),--config $(MIRROR_ARGS),)
 # Targets and --report come first: --config takes every word after it.
 DEMO_OPTS := --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 

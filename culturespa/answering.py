@@ -15,13 +15,14 @@ from typing import Mapping, Sequence
 from . import io, methods
 from .cultures import Culture
 from .models import ModelSpec, as_spec
+from .seeds import NO_PERSONA, persona_seed
 
 log = logging.getLogger(__name__)
 
 # keys that change answers in both modes, and those that change them only in generate mode
 # (free-text sampling; batches are seeded as a whole, so the batch plan matters there)
-_OUTPUT_KEYS = ("mode", "choice", "seed")
-_GENERATE_KEYS = ("temperature", "top_p", "max_new_tokens", "batch_size")
+_OUTPUT_KEYS = ("mode", "choice", "temperature", "draws", "seed")
+_GENERATE_KEYS = ("top_p", "max_new_tokens", "batch_size")
 # keys that change how fast answers come, not what they are (in logprob mode: up to rounding)
 RUNTIME_KEYS = ("batch_size", "compile")
 
@@ -35,6 +36,7 @@ class AnswerSettings:
     max_new_tokens: int = 256
     batch_size: int | str = "auto"  # a number, or auto: from free GPU memory (engine.auto_batch_size)
     compile: str = "auto"
+    draws: str = "independent"  # seeds.persona_seed
     seed: int = 42
 
     @classmethod
@@ -66,6 +68,7 @@ def load_engine(model: ModelSpec | Mapping, settings: AnswerSettings, adapter: s
     options = dict(
         batch_size=settings.batch_size,
         choice=settings.choice,
+        choice_temperature=settings.temperature,  # logprob draws at the sampling temperature (the paper's 0.6)
         temperature=settings.temperature,
         top_p=settings.top_p,
         max_new_tokens=settings.max_new_tokens,
@@ -95,9 +98,11 @@ def answer_pool(
     out_path: str,
     survey_files: tuple[str, str] | None = None,
     cultures: Sequence[Mapping] = (),
+    similarity_file: str | None = None,
 ) -> None:
     """Step 2: every pooled question answered once, culture-unaware or as ``culture`` (P1, or P2,
-    whose neighbours come from the survey files and the candidate ``cultures``)."""
+    whose neighbours come from the similarity file, the candidate ``cultures`` and, for a culture
+    absent from the file, the survey files), seeded per persona (``seeds.persona_seed``)."""
     from .engine import answer_to_file
     from .filters import to_items
     from .parsing import PAIRS_MAX_ANSWER
@@ -106,6 +111,8 @@ def answer_pool(
     survey = Survey.load(*survey_files) if survey_files else None
     items = to_items(io.read_jsonl(pool_path))
     this = Culture(**culture) if culture else None
-    chat = methods.build_prompts(method, items, this, survey, [Culture(**c) for c in cultures])
-    answer_to_file(load_engine(model, settings), engine_prompts(chat), out_path, mode=settings.mode,
-                   seed=settings.seed, max_answer=PAIRS_MAX_ANSWER)
+    similarity = methods.load_similarity(similarity_file) if similarity_file else None
+    chat = methods.build_prompts(method, items, this, survey, [Culture(**c) for c in cultures], similarity=similarity)
+    seed = persona_seed(settings.seed, settings.draws, method, culture["code"] if culture else NO_PERSONA)
+    answer_to_file(load_engine(model, settings), engine_prompts(chat), out_path, mode=settings.mode, seed=seed,
+                   max_answer=PAIRS_MAX_ANSWER)

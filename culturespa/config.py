@@ -104,6 +104,8 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> None:
                 packaged_file(gguf["package"], gguf["file"])
             except CultureSPAError as e:
                 raise ConfigError(f"config key 'models.{name}.gguf' (run_models[{i}]): {e}") from None
-    mirror = config.get("data_mirror")
-    if mirror and not (Path(workdir) / mirror).is_dir():
-        raise ConfigError(f"config key 'data_mirror': directory {mirror!r} does not exist")
+    for key in ("data_mirror", "mmlu_mirror"):
+        mirror = config.get(key)
+        if mirror and not (Path(workdir) / mirror).is_dir():
+            raise ConfigError(f"config key '{key}': directory {mirror!r} does not exist")
+

@@ -64,6 +64,7 @@ from .errors import ConfigError, CultureSPAError
 from .io import write_jsonl
 from .packed import PackedDecoder, Part, additive_mask, kernels, kernels_off_reason
 from .parsing import PAPER_MAX_ANSWER, parse_paper
+from .seeds import derive_seed, draw_choice, sharpen  # noqa: F401  (the engine's draws; re-exported)
 from .resume import Journal
 
 log = logging.getLogger(__name__)
@@ -101,34 +102,6 @@ def chat_text(tokenizer, system: str | None, user: str, assistant: str | None = 
     if assistant is not None:
         messages.append({"role": "assistant", "content": assistant})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=assistant is None)
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any printable parts, stable across runs and platforms."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def sharpen(probs: Sequence[float], temperature: float) -> np.ndarray:
-    """p^(1/T), renormalised (T -> 0: the argmax)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if temperature <= 0:
-        out = np.zeros_like(p)
-        out[int(np.argmax(p))] = 1.0
-        return out
-    with np.errstate(divide="ignore"):
-        logp = np.log(p) / temperature
-    logp -= logp.max()
-    q = np.exp(logp)
-    return q / q.sum()
-
-
-def draw_choice(options: Sequence[int], probs: Sequence[float], seed: int, key: str, temperature: float) -> int:
-    """An option drawn from ``probs`` at ``temperature`` with an RNG seeded from (seed, key)."""
-    q = sharpen(probs, temperature)
-    u = np.random.default_rng(derive_seed(seed, key)).random()
-    idx = int(np.searchsorted(np.cumsum(q), u, side="right"))
-    return int(options[min(idx, len(options) - 1)])
 
 
 @dataclass

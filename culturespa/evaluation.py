@@ -16,6 +16,7 @@ from .answering import AnswerSettings, engine_prompts, load_engine
 from .cultures import Culture
 from .methods import NO_PERSONA
 from .orders import ORIGINAL, map_records
+from .seeds import persona_seed, run_seed
 from .models import ModelSpec
 from .survey import Survey
 from .wvs import Item
@@ -32,11 +33,6 @@ def evaluation_items(survey: Survey, max_items: int | None, seed: int = 0) -> li
     return [it for i, it in enumerate(survey.items) if i in keep]
 
 
-def run_seed(seed: int, run: int) -> int:
-    """The answering seed of evaluation run ``run`` (runs differ only by their draws)."""
-    return seed + 1000 * run
-
-
 def evaluate_persona(
     model: ModelSpec | Mapping,
     settings: AnswerSettings,
@@ -51,6 +47,7 @@ def evaluate_persona(
     adapter: str | None = None,
     order: str = ORIGINAL,
     order_seed: int = 0,
+    similarity_file: str | None = None,
 ) -> list[dict]:
     """The WVS answers of one persona (a country code, or ``none``) with ``method``, the options
     listed in ``order`` (``orders``), for each of ``runs`` evaluation runs, written to ``out_path``
@@ -62,7 +59,9 @@ def evaluate_persona(
     generate mode each run samples its replies. ``survey_files``: the WVS questions and
     per-country answer shares; ``examples_file``: the self-alignment example order; ``cultures``:
     catalogue records of the persona and of every culture its prompt may name (P2 neighbours);
-    ``adapter``: a LoRA adapter folder merged into the model first."""
+    ``adapter``: a LoRA adapter folder merged into the model first; ``similarity_file``: the
+    country similarity table (P2's neighbours). Run r is seeded ``seeds.run_seed`` then
+    ``seeds.persona_seed`` (its draws independent of, or shared with, the other personas')."""
     from .engine import answer_journaled, draw_choice
 
     survey = Survey.load(*survey_files)
@@ -70,26 +69,28 @@ def evaluate_persona(
     items = evaluation_items(survey, max_items)
     catalogue = [Culture(**c) for c in cultures]
     culture = None if persona == NO_PERSONA else next(c for c in catalogue if c.code == persona)
+    similarity = methods.load_similarity(similarity_file) if similarity_file else None
     chat = methods.build_prompts(method, items, culture, survey, catalogue, example_order, order=order,
-                                 order_seed=order_seed)
+                                 order_seed=order_seed, similarity=similarity)
     prompts = engine_prompts(chat)
     engine = load_engine(model, settings, adapter)
     cell = {"persona": persona, "method": method}
+    seed_of = lambda run: persona_seed(run_seed(settings.seed, run), settings.draws, method, persona)  # noqa: E731
     rows: list[dict] = []
     journals = []  # one per answering pass (``<out>.run<r>.partial``), kept until the output is written
     if settings.mode == "logprob":
         first, journal = answer_journaled(engine, prompts, f"{out_path}.run0", mode="logprob",
-                                          seed=run_seed(settings.seed, 0))
+                                          seed=seed_of(0))
         journals.append(journal)
         for run in range(runs):
-            seed = run_seed(settings.seed, run)
+            seed = seed_of(run)
             drawn = first if run == 0 or settings.choice == "argmax" else [
                 {**rec, "choice": draw_choice(p.options, rec["probs"], seed, p.key, engine.choice_temperature)}
                 for p, rec in zip(prompts, first)]
             rows += [{**cell, "run": run, **rec} for rec in map_records(drawn, chat, engine, seed)]
     else:
         for run in range(runs):
-            seed = run_seed(settings.seed, run)
+            seed = seed_of(run)
             records, journal = answer_journaled(engine, prompts, f"{out_path}.run{run}", mode="generate", seed=seed)
             journals.append(journal)
             rows += [{**cell, "run": run, **rec} for rec in map_records(records, chat, engine, seed)]

@@ -1,7 +1,16 @@
-"""Materialising the paper's released data: from a local mirror or by download, checksum-verified.
+"""Materialising the paper's released data and MMLU: from a local mirror or by download, checksum-verified.
 
-The pinned sha256 of every file live in ``culturespa/data/culturespa.sha256`` (part of the
-workflow, not of the data). A file that does not match is never left at its destination.
+The pinned sha256 of every file live in the package (part of the workflow, not of the data):
+``culturespa/data/culturespa.sha256`` for the authors' release (``data_mirror`` / ``data_base_url``,
+materialised under ``resources/culturespa/``) and ``culturespa/data/mmlu.sha256`` for MMLU
+(``mmlu_mirror`` / ``mmlu_base_url``, under ``resources/mmlu/``). A file that does not match is never
+left at its destination.
+
+MMLU is the copy LLaMA-Factory distributes (``evaluation/mmlu/mmlu.zip`` and ``mapping.json``), fetched
+from the authors' repository at the same pinned commit as the data (``LLaMA-Factory/evaluation/mmlu/``
+there, the LLaMA-Factory they evaluated with; its ``mmlu.py`` is LLaMA-Factory v0.8.2-v0.9.0's). The
+two files are byte for byte hiyouga/LLaMA-Factory's (git blobs 1aaee65f and 113ff416, unchanged since
+LLaMA-Factory's commit "add MMLU and C-Eval script" of 2023-09-23); the sha256 below pin those bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +26,18 @@ from .errors import ChecksumError, DataFileError
 from .io import atomic_path
 
 CHECKSUM_FILE = Path(__file__).resolve().parent / "data" / "culturespa.sha256"
+MMLU_CHECKSUM_FILE = Path(__file__).resolve().parent / "data" / "mmlu.sha256"
+MMLU_BASE_URL = (
+    "https://raw.githubusercontent.com/shaoyangxu/CultureSPA/4e128c910953a4cc59cde2550d711f832a82b992/"
+    "LLaMA-Factory/evaluation/mmlu"
+)
+# where each fetched dataset lands, and the config keys of its mirror and its download URL
+DATASETS = {
+    "culturespa": {"root": "resources/culturespa", "checksums": CHECKSUM_FILE, "mirror": "data_mirror",
+                   "base_url": "data_base_url"},
+    "mmlu": {"root": "resources/mmlu", "checksums": MMLU_CHECKSUM_FILE, "mirror": "mmlu_mirror",
+             "base_url": "mmlu_base_url"},
+}
 
 
 def read_checksums(path: str | Path = CHECKSUM_FILE) -> dict[str, str]:
@@ -98,3 +119,26 @@ def verify_materialised(root: str | Path, checksums: dict[str, str]) -> int:
         )
     return n
 
+
+def ensure_file(dataset: str, rel: str, config, workdir: str | Path = ".") -> Path:
+    """The materialised, verified file ``rel`` of ``dataset`` (a key of ``DATASETS``) under
+    ``workdir``: fetched from the config's mirror or URL when absent, re-verified when present (for
+    callers outside Snakemake, e.g. ``python -m culturespa show-prompt``)."""
+    spec = DATASETS[dataset]
+    checksums = read_checksums(spec["checksums"])
+    if rel not in checksums:
+        raise DataFileError(f"{rel}: not a file of the pinned {dataset} data")
+    dest = Path(workdir) / spec["root"] / rel
+    if dest.is_file():
+        actual = sha256_of(dest)
+        if actual != checksums[rel]:
+            raise ChecksumError(
+                f"{dest}: sha256 {actual}, pinned {checksums[rel]}: the file changed after it was fetched and "
+                "verified; delete it to fetch it again"
+            )
+        return dest
+    mirror = config.get(spec["mirror"])
+    if mirror and not Path(mirror).is_absolute():
+        mirror = Path(workdir) / mirror
+    materialise(rel, dest, checksums[rel], mirror, config.get(spec["base_url"]) or "")
+    return dest

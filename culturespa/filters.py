@@ -10,9 +10,9 @@ Interpretation (each choice checked against the released pool; see tests/test_fi
 
 1. *Exact duplicate*: the question text equals (``==``: case-, whitespace- and
    punctuation-sensitive) the text of a seed or of an earlier question of the pool, in pool
-   order (topic 0..12, generation order). Options are not compared. The authors compared
-   with all 291 WVS questions, we with the seeds passed (the 259 evaluation items): no
-   released question equals any of the 291, so the count is the same.
+   order (topic 0..12, generation order). Options are not compared. As the authors, the
+   workflow compares with all 291 WVS questions (``exact_reference``; no released question
+   equals any of them).
 2. *Unexplained numeric scale*: every option is a bare integer (``str.isdigit``, so
    "1", "10", not " 1" or "1."), and the lower-cased question contains none of
    "on a scale", "with 1 being", "where 1 means", "which 1 means". Note "with 0 being" does
@@ -336,6 +336,7 @@ def filter_pool(
     records: Sequence[dict],
     seeds: Sequence[Item],
     near_dup_threshold: float | None = DEFAULT_NEAR_DUP_THRESHOLD,
+    exact_reference: Sequence[str] | None = None,
 ) -> tuple[list[dict], FilterReport]:
     """The kept records (normalised ``question``/``options``, plus ``first``, with the
     originals kept as ``raw_question``/``raw_options``) and the report.
@@ -343,13 +344,16 @@ def filter_pool(
     ``records``: pool records with qid, topic, question, options, in pool order.
     ``seeds``: the WVS items whose texts no generated question may repeat (filter 1) or
     nearly repeat (filter 5); pass the 259 evaluation items. ``near_dup_threshold=None``
-    runs the paper's four filters only. Input records are not modified.
+    runs the paper's four filters only. ``exact_reference``: the texts filter 1 compares with
+    besides the pool (default: the seeds'; the workflow passes all 291 WVS questions, as the
+    authors). Input records are not modified.
     """
     work = [dict(r, raw_question=r["question"], raw_options=list(r["options"])) for r in records]
     for rec in work:
         rec["options"] = list(rec["options"])
     stages = _Stages(work)
-    stages.drop(STAGE_EXACT, _exact_duplicates(stages.records, (s.text for s in seeds)))
+    reference = exact_reference if exact_reference is not None else [s.text for s in seeds]
+    stages.drop(STAGE_EXACT, _exact_duplicates(stages.records, reference))
     stages.drop(STAGE_NUMERIC, _unexplained_numeric(stages.records))
     stripped = _strip_prefixes(stages.records)
     stages.report.n_normalised[STAGE_PREFIX] = len(stripped)

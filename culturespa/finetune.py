@@ -49,7 +49,7 @@ PAPER_PRESET: dict = {
     "epochs": 1,
     "effective_batch": {"joint": 128, "specific": 8},
     "per_device_batch": 8,
-    "max_length": 1024,
+    "max_length": 4096,  # the authors' cutoff_len; longer examples are truncated, not dropped
     "quantization": "4bit",
     "gradient_checkpointing": True,
     "save_steps": 50,
@@ -70,7 +70,11 @@ DEMO_PRESET: dict = {
     "save_steps": 4,
 }
 
-PRESETS = {"paper": PAPER_PRESET, "demo": DEMO_PRESET}
+# The authors' setting exactly: plain LoRA on the bf16 base (LLaMA-Factory, bf16: true, no quantization_bit).
+# Needs the full-precision base in GPU memory (~16 GB for Llama-3-8B plus activations).
+PAPER_BF16_PRESET: dict = {**PAPER_PRESET, "quantization": None, "compute_dtype": "bfloat16"}
+
+PRESETS = {"paper": PAPER_PRESET, "paper_bf16": PAPER_BF16_PRESET, "demo": DEMO_PRESET}
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class TrainSettings:
     max_steps: int = -1  # > 0 overrides epochs
     effective_batch: int = 128
     per_device_batch: int = 8
-    max_length: int = 1024  # examples longer than this (prompt + answer) are dropped, with a warning
+    max_length: int = 4096  # longer examples are truncated as LLaMA-Factory's cutoff_len (build_examples), counted
     quantization: str | None = "4bit"  # "4bit" (QLoRA, nf4 + double quantisation) or None (plain LoRA)
     compute_dtype: str = "auto"  # "auto": bf16 where the hardware has it, else fp16 (GPU) / fp32 (CPU)
     gradient_checkpointing: bool = True
@@ -237,24 +241,59 @@ def record_item(record: Mapping):
         raise CultureSPAError(f"pair record {record.get('qid', '?')}: missing field {e}") from e
 
 
+def cutoff_lengths(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """How many prompt (source) and completion (target) tokens an example keeps under
+    ``cutoff_len``: LLaMA-Factory's rule (``infer_seqlen``, data/processors/processor_utils.py, the
+    version the authors trained with, cutoff_len 4096). A short completion is kept whole and the
+    prompt cut; a short prompt is kept whole and the completion cut; otherwise both are cut in
+    proportion to their lengths."""
+    if target_len * 2 < cutoff_len:
+        max_target = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target = cutoff_len - source_len
+    else:
+        max_target = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target = min(max_target, target_len)
+    new_source = min(max(cutoff_len - new_target, 0), source_len)
+    return new_source, new_target
+
+
+def truncate_example(example: Mapping, max_length: int) -> dict:
+    """An example cut to ``max_length`` tokens as LLaMA-Factory cuts (``cutoff_lengths``): the prompt
+    and the completion each lose tokens from their right end, so the prompt's start (chat template,
+    system prompt) is kept. ``truncated`` says whether anything was cut."""
+    labels = example["labels"]
+    n_source = next((i for i, t in enumerate(labels) if t != IGNORE_INDEX), len(labels))
+    n_target = len(labels) - n_source
+    keep_source, keep_target = cutoff_lengths(n_source, n_target, max_length)
+    keep = list(range(keep_source)) + list(range(n_source, n_source + keep_target))
+    return {
+        "input_ids": [example["input_ids"][i] for i in keep],
+        "labels": [labels[i] for i in keep],
+        "attention_mask": [1] * len(keep),
+        "truncated": len(keep) < len(labels),
+    }
+
+
 def build_examples(
     tokenizer, records: Iterable[Mapping], system_for: Callable[[str], str], max_length: int
 ) -> list[dict]:
-    """Training examples from pair records; too-long ones are dropped with a warning."""
+    """Training examples from pair records; one longer than ``max_length`` tokens is truncated as
+    the authors' LLaMA-Factory truncates (``truncate_example``), never dropped, and flagged
+    ``truncated`` (counted in the run statistics)."""
     from .prompts import render_question
 
-    examples, too_long, systems = [], 0, {}
+    examples, systems = [], {}
     for rec in records:
         culture = rec["culture"]
         if culture not in systems:
             systems[culture] = system_for(culture)
         ex = build_example(tokenizer, systems[culture], render_question(record_item(rec)), str(rec["answer"]))
-        if len(ex["input_ids"]) > max_length:
-            too_long += 1
-            continue
-        examples.append(ex)
-    if too_long:
-        log.warning("dropped %d training examples longer than max_length=%d tokens", too_long, max_length)
+        examples.append(truncate_example(ex, max_length))
+    n_truncated = sum(ex["truncated"] for ex in examples)
+    if n_truncated:
+        log.warning("truncated %d of %d training examples to max_length=%d tokens (prompt and answer cut from the "
+                    "right, as LLaMA-Factory's cutoff_len)", n_truncated, len(examples), max_length)
     return examples
 
 
@@ -496,11 +535,6 @@ def train_adapter(
     set_seed(settings.seed)
     tokenizer = spec.load_tokenizer()
     examples = build_examples(tokenizer, records, system_for, settings.max_length)
-    if not examples:
-        raise CultureSPAError(
-            f"no training examples for {out_dir}: all {len(records)} pair records are longer than "
-            f"max_length={settings.max_length} tokens"
-        )
     resume = _prepare_checkpoint_dir(checkpoint_dir, _fingerprint(spec, settings, examples))
     device = pick_device()
     model, dtype = _load_trainable(spec, settings, device)
@@ -560,6 +594,8 @@ def train_adapter(
     stats = {
         "n_examples": len(examples),
         "n_records": len(records),
+        "n_truncated": sum(ex["truncated"] for ex in examples),
+        "max_length": settings.max_length,
         "steps": steps,
         "steps_this_run": steps - resumed_from,
         "resumed_from_step": resumed_from,
@@ -641,7 +677,7 @@ def load_for_inference(model, adapter_dir: str | Path, device: str | None = None
 
 def train_variant(model, pairs_path: str, setting: str, percent: int, cultures: Sequence[Mapping], survey_files,
                   preset: Mapping, scope: str, seed: int, checkpoint_dir: str, adapter_out: str, loss_out: str,
-                  stats_out: str) -> dict:
+                  stats_out: str, similarity_file: str | None = None) -> dict:
     """Step 4 for one adapter: ``percent`` % of the pair records in ``pairs_path`` (a nested,
     seeded subsample below 100), each example's system prompt the P1 (or, for ``setting``
     cross_culture, the P2) prompt of its culture; ``preset``: the training preset's settings;
@@ -654,7 +690,7 @@ def train_variant(model, pairs_path: str, setting: str, percent: int, cultures: 
         records = pairs.nested_fraction(records, percent / 100, seed)
     settings = TrainSettings.from_preset(preset, variant=scope)
     log.info("training a %s adapter on %d pairs (%d%% of %s)", scope, len(records), percent, pairs_path)
-    stats = train_adapter(model, records, training_system_prompts(setting, cultures, survey_files), adapter_out,
-                          settings, checkpoint_dir, loss_out, stats_out)
+    system_for = training_system_prompts(setting, cultures, survey_files, similarity_file)
+    stats = train_adapter(model, records, system_for, adapter_out, settings, checkpoint_dir, loss_out, stats_out)
     log.info("training stats: %s", stats)
     return stats

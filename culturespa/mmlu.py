@@ -25,14 +25,23 @@ text (Hendrycks et al.)::
 sent as ONE user message through the model's chat template (``engine.chat_text``, no system
 prompt: the template's default applies, if it has one) - ``fmt="chat"``, the default, because the
 models here are instruction-tuned chat models and the adapters are trained inside that template.
-``fmt="plain"`` scores the raw text instead (base-model style).
+``fmt="plain"`` scores the raw text instead (base-model style). ``fmt="llama_factory"`` is the text
+LLaMA-Factory's evaluator builds with its ``en`` eval template and the ``fewshot`` chat template
+(the authors' MMLU tool): the same text, but the answer letter follows "Answer:" without a space
+("Answer:A"), and no BOS token is added.
+
+Few-shot examples: ``shots="first"`` takes the subject's first k dev questions, the same for every
+question (so their tokens are a prefix shared by a whole subject); ``shots="random"`` draws k dev
+questions in random order for each question, as LLaMA-Factory's evaluator does
+(``dataset["train"].shuffle().select(range(k))``), seeded per (seed, subject, question).
 
 Scoring: one forward pass, the next-token distribution after the prompt. A letter's score is the
 log of P("A") + P(" A") (the letter with and without a leading space, each a single token for the
 tokenizers used here; a variant that is not a single token is left out). After a chat assistant
 header the reply starts without a space ("A"); after plain "Answer:" it starts with one (" A"):
 summing both makes the score independent of which one a model prefers. The prediction is the
-argmax over A-D.
+argmax over A-D. ``letters="bare"`` scores the bare letter's token only (the last token of "A"), as
+LLaMA-Factory's evaluator does.
 
 Speed: within a subject every prompt shares the header and the k dev examples; that token prefix
 runs once and its KV cache serves every batch, so each question costs only its own tokens.
@@ -62,7 +71,8 @@ CATEGORIES = ("STEM", "Social Sciences", "Humanities", "Other")
 OVERALL = "overall"
 SPLITS = ("dev", "val", "test")
 HEADER = "The following are multiple choice questions (with answers) about {subject}.\n\n"
-FORMATS = ("chat", "plain")
+FORMATS = ("chat", "plain", "llama_factory")
+SHOTS = ("first", "random")
 COMPARE_COLUMNS = ["model", "variant", "category", "metric", "value", "ci_low", "ci_high", "n"]
 
 
@@ -188,33 +198,57 @@ def load(
 # --- prompts ----------------------------------------------------------------------------------
 
 
-def format_example(q: Question, with_answer: bool) -> str:
+def format_example(q: Question, with_answer: bool, space: str = " ") -> str:
     text = q.question + "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, q.choices)) + "\nAnswer:"
-    return text + (f" {q.answer}\n\n" if with_answer else "")
+    return text + (f"{space}{q.answer}\n\n" if with_answer else "")
 
 
-def few_shot_text(q: Question, dev: Sequence[Question], subject_name: str, k: int = 5) -> str:
-    """The standard MMLU k-shot text (the subject's first k dev examples), ending in "Answer:"."""
+def few_shot_text(q: Question, dev: Sequence[Question], subject_name: str, k: int = 5, space: str = " ") -> str:
+    """The standard MMLU k-shot text (the first k of ``dev`` as examples), ending in "Answer:"."""
     return (
         HEADER.format(subject=subject_name)
-        + "".join(format_example(d, True) for d in dev[:k])
+        + "".join(format_example(d, True, space) for d in dev[:k])
         + format_example(q, False)
     )
 
 
-def prompt_text(tokenizer, q: Question, bench: Benchmark, k: int = 5, fmt: str = "chat") -> str:
-    text = few_shot_text(q, bench.dev[q.subject], bench.mapping[q.subject]["name"], k)
+def shots_for(q: Question, dev: Sequence[Question], k: int, shots: str = "first", seed: int = 0) -> list[Question]:
+    """The dev questions shown before ``q``: the first k, or k in a random order drawn for ``q``."""
+    if shots == "first":
+        return list(dev[:k])
+    if shots == "random":
+        from .seeds import derive_seed
+
+        order = np.random.default_rng(derive_seed(seed, "mmlu-shots", q.subject, q.index)).permutation(len(dev))
+        return [dev[i] for i in order[:k]]
+    raise ConfigError(f"mmlu.shots: {shots!r} is not one of {SHOTS}")
+
+
+def prompt_text(tokenizer, q: Question, bench: Benchmark, k: int = 5, fmt: str = "chat", shots: str = "first",
+                seed: int = 0) -> str:
+    dev = shots_for(q, bench.dev[q.subject], k, shots, seed)
+    name = bench.mapping[q.subject]["name"]
     if fmt == "plain":
-        return text
+        return few_shot_text(q, dev, name, k)
+    if fmt == "llama_factory":
+        return few_shot_text(q, dev, name, k, space="")
     if fmt == "chat":
         from .engine import chat_text
 
-        return chat_text(tokenizer, None, text)
+        return chat_text(tokenizer, None, few_shot_text(q, dev, name, k))
     raise ConfigError(f"mmlu.format: {fmt!r} is not one of {FORMATS}")
 
 
-def letter_token_ids(tokenizer) -> list[list[int]]:
-    """Per letter, the single-token ids of "A" and " A" (whichever are single tokens)."""
+LETTER_MODES = ("both", "bare")
+
+
+def letter_token_ids(tokenizer, letters: str = "both") -> list[list[int]]:
+    """Per letter, the single-token ids of "A" and " A" (whichever are single tokens); ``bare``:
+    the last token of "A" alone (LLaMA-Factory's ``tokenizer.encode(ch, add_special_tokens=False)[-1]``)."""
+    if letters == "bare":
+        return [[tokenizer(letter, add_special_tokens=False)["input_ids"][-1]] for letter in LETTERS]
+    if letters != "both":
+        raise ConfigError(f"mmlu.letters: {letters!r} is not one of {LETTER_MODES}")
     out = []
     for letter in LETTERS:
         ids = []
@@ -292,6 +326,9 @@ def evaluate(
     fmt: str = "chat",
     batch_size: int = 8,
     prefix_cache: bool = True,
+    shots: str = "first",
+    seed: int = 0,
+    letters: str = "both",
 ) -> list[dict]:
     """One record per question: subject, category, index, gold, pred, correct, and the four
     letter log-scores. Same prompt and scoring for every model (base or adapter)."""
@@ -299,7 +336,7 @@ def evaluate(
         raise ConfigError(f"mmlu.format: {fmt!r} is not one of {FORMATS}")
     if not bench.questions:
         raise CultureSPAError("no MMLU questions selected")
-    letter_ids = letter_token_ids(tokenizer)
+    letter_ids = letter_token_ids(tokenizer, letters)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     by_subject: dict[str, list[Question]] = {}
     for q in bench.questions:
@@ -307,7 +344,7 @@ def evaluate(
     records = []
     started = time.perf_counter()
     for subject, qs in by_subject.items():
-        texts = [prompt_text(tokenizer, q, bench, k_shot, fmt) for q in qs]
+        texts = [prompt_text(tokenizer, q, bench, k_shot, fmt, shots, seed) for q in qs]
         ids = [tokenizer(t, add_special_tokens=fmt == "plain")["input_ids"] for t in texts]
         prefix = 0
         if prefix_cache and len(ids) > 1:
@@ -420,7 +457,8 @@ def compare(
 
 
 def evaluate_file(model, adapter: str | None, zip_path: str, mapping_path: str, subjects, max_per_subject,
-                  k_shot: int, seed: int, out_path: str) -> list[dict]:
+                  k_shot: int, seed: int, out_path: str, fmt: str = "chat", shots: str = "first",
+                  letters: str = "both") -> list[dict]:
     """MMLU for the base model (``adapter`` None) or with one adapter merged in, into a JSONL."""
     from . import io
     from .finetune import load_for_inference
@@ -432,7 +470,7 @@ def evaluate_file(model, adapter: str | None, zip_path: str, mapping_path: str, 
         net, tokenizer = spec.load()
     else:
         net, tokenizer = load_for_inference(spec, adapter), spec.load_tokenizer()
-    records = evaluate(net, tokenizer, bench, k_shot=k_shot)
+    records = evaluate(net, tokenizer, bench, k_shot=k_shot, fmt=fmt, shots=shots, seed=seed, letters=letters)
     io.write_jsonl(out_path, records)
     return records
 

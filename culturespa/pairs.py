@@ -9,6 +9,14 @@ there are fewer than needed).
 
 An answer is the engine's ``choice`` when the answer record has one, else the first integer
 of ``reply``, valid if 0..15 (``parsing.parse_paper(reply, max_value=15)``).
+
+How many answers differ depends on how the two answers of a question were drawn
+(``answering.draws``, see ``seeds``). Logprob answers keep the option probabilities, and a choice
+is a deterministic function of (probabilities, seed, question key), so ``draw_statistics`` gives,
+from the same answer files, the diff counts under both shared and independent draws, and the
+expected diff rate 1 - sum_k p_k q_k (p, q sharpened to the choice temperature), the rate
+independent draws give on average. Generate-mode answers have no such notion: those columns stay
+empty.
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ import numpy as np
 
 from .errors import CultureSPAError, DataFileError
 from .parsing import PAIRS_MAX_ANSWER, parse_paper
+from .seeds import DEFAULT_DRAWS, DRAWS, NO_PERSONA, disagreement, draw_choice, persona_seed
 from .wvs import TOPIC_NAMES
 
 SETS = ("CRQPC", "RDS", "CDS")
+DRAW_COLUMNS = ("draws", "diff_shared", "diff_rate_shared", "diff_independent", "diff_rate_independent",
+                "expected_diff_rate")
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -194,6 +205,79 @@ def build_pairs(
     return PairSets(sets, shortfall, comparisons)
 
 
+# --- shared and independent draws ---------------------------------------------------------
+
+
+def draw_statistics(
+    questions: Sequence[Mapping],
+    unaware: Iterable[Mapping],
+    aware_by_culture: Mapping[str, Iterable[Mapping]],
+    setting: str,
+    answering: Mapping,
+) -> dict[str, dict]:
+    """Per culture, the ``DRAW_COLUMNS``: which draws the answers used, and the diff counts and rates
+    the same logprob answers give under shared and under independent draws, plus the expected
+    diff rate of independent draws. Raw answer records ({key, choice, probs}); ``setting`` is the
+    culture-aware method (culture_aware or cross_culture); ``answering`` the config section.
+
+    The recomputed choice of the configured draws must equal the stored one: otherwise the answers
+    were drawn with other settings than the configured ones, and the files are named.
+    """
+    draws = answering.get("draws", DEFAULT_DRAWS)
+    if draws not in DRAWS:
+        raise CultureSPAError(f"answering.draws: {draws!r} is not one of {', '.join(DRAWS)}")
+    empty = {c: {"draws": draws, **{k: float("nan") for k in DRAW_COLUMNS[1:]}} for c in aware_by_culture}
+    if answering.get("mode") != "logprob":
+        return empty  # free-text sampling: no shared-draw notion
+    seed, temperature = int(answering["seed"]), float(answering.get("temperature", 0.6))
+    argmax = answering.get("choice", "sample") == "argmax"
+    numbers = {q["qid"]: list(range(int(q.get("first", 1)), int(q.get("first", 1)) + len(q["options"])))
+               for q in questions}
+    unaware_by = {r["key"]: r for r in unaware}
+    seeds_unaware = {d: persona_seed(seed, d, "culture_unaware", NO_PERSONA) for d in DRAWS}
+    out = {}
+    for culture, records in aware_by_culture.items():
+        seeds_aware = {d: persona_seed(seed, d, setting, culture) for d in DRAWS}
+        n, diff, expected, mismatched = 0, {d: 0 for d in DRAWS}, 0.0, 0
+        for a in records:
+            u = unaware_by.get(a["key"])
+            if u is None or u.get("probs") is None or a.get("probs") is None or a["key"] not in numbers:
+                continue
+            options = numbers[a["key"]]
+            if len(u["probs"]) != len(options) or len(a["probs"]) != len(options):
+                raise DataFileError(f"answers to {a['key']}: option probabilities do not match its {len(options)} options")
+            n += 1
+            if argmax:
+                differ = int(np.argmax(u["probs"])) != int(np.argmax(a["probs"]))
+                expected += differ
+                for d in DRAWS:
+                    diff[d] += differ
+                continue
+            for d in DRAWS:
+                cu = draw_choice(options, u["probs"], seeds_unaware[d], a["key"], temperature)
+                ca = draw_choice(options, a["probs"], seeds_aware[d], a["key"], temperature)
+                diff[d] += cu != ca
+                if d == draws:
+                    mismatched += (cu != u.get("choice")) + (ca != a.get("choice"))
+            expected += disagreement(u["probs"], a["probs"], temperature)
+        if mismatched:
+            raise DataFileError(
+                f"{culture} ({setting}): {mismatched} stored choices differ from the draws the configured "
+                f"answering settings give (seed {seed}, draws {draws}, temperature {temperature}); the answers were "
+                "made with other settings: rerun step 2"
+            )
+        rate = (lambda k: k / n) if n else (lambda k: float("nan"))
+        out[culture] = {
+            "draws": draws,
+            "diff_shared": diff["shared"],
+            "diff_rate_shared": rate(diff["shared"]),
+            "diff_independent": diff["independent"],
+            "diff_rate_independent": rate(diff["independent"]),
+            "expected_diff_rate": rate(expected),
+        }
+    return {**empty, **out}
+
+
 # --- data quantity study --------------------------------------------------------------------
 
 
@@ -227,18 +311,25 @@ def _as_answers(records: Sequence[Mapping]) -> list[dict]:
 
 
 def collect_culture_files(pool_path: str, unaware_path: str, aware_path: str, culture: str, seed: int,
-                          set_paths: Mapping[str, str], stats_out: str, topics_out: str) -> PairSets:
+                          set_paths: Mapping[str, str], stats_out: str, topics_out: str,
+                          setting: str = "culture_aware", answering: Mapping | None = None) -> PairSets:
     """One culture's pair sets (``set_paths``: strategy, e.g. "crqpc", -> output JSONL) and its
-    rows of the statistics (per culture, per topic), from the pool and the step-2 answer files."""
+    rows of the statistics (per culture, per topic), from the pool and the step-2 answer files;
+    with ``answering`` (the config section), the diff rates of shared and independent draws
+    (``draw_statistics``)."""
     import pandas as pd
 
     from . import io
 
-    sets = build_pairs(io.read_jsonl(pool_path), _as_answers(io.read_jsonl(unaware_path)),
-                       {culture: _as_answers(io.read_jsonl(aware_path))}, seed)
+    pool, unaware, aware = io.read_jsonl(pool_path), io.read_jsonl(unaware_path), io.read_jsonl(aware_path)
+    sets = build_pairs(pool, _as_answers(unaware), {culture: _as_answers(aware)}, seed)
     for strategy, path in set_paths.items():
         io.write_jsonl(path, sets.sets[strategy.upper()][culture])
-    io.write_csv(stats_out, pd.DataFrame(sets.stats_rows()))
+    stats = pd.DataFrame(sets.stats_rows())
+    if answering is not None:
+        by_draws = draw_statistics(pool, unaware, {culture: aware}, setting, answering)
+        stats = pd.concat([stats, pd.DataFrame([by_draws[culture]])], axis=1)
+    io.write_csv(stats_out, stats)
     io.write_csv(topics_out, pd.DataFrame(sets.topic_rows()))
     return sets
 
@@ -262,3 +353,8 @@ def join_culture_files(set_paths: Mapping[str, Sequence[str]], joint_paths: Mapp
         logging.getLogger(__name__).info(
             "%s: valid %d, same %d, diff %d (diff rate %.3f), CRQPC %d", row.culture, row.valid, row.same, row.diff,
             row.diff_rate, row.n_CRQPC)
+        if hasattr(row, "diff_rate_shared") and row.diff_rate_shared == row.diff_rate_shared:  # not NaN
+            logging.getLogger(__name__).info(
+                "%s: diff rate with shared draws %.3f, with independent draws %.3f (expected %.3f); these answers "
+                "used %s draws", row.culture, row.diff_rate_shared, row.diff_rate_independent,
+                row.expected_diff_rate, row.draws)

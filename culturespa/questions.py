@@ -56,19 +56,32 @@ def _field(obj: Mapping, name: str):
     return obj.get(name)
 
 
-def parse_generated(reply: str | None) -> tuple[str, list[str]] | None:
+REPLY_PARSING = ("lenient", "strict")
+
+
+def parse_generated(reply: str | None, strict: bool = False) -> tuple[str, list[str]] | None:
     """(question, options) from a model reply, or None when the reply does not count.
 
     Counts: the first JSON object of the reply has a non-blank string under
     ``Question``/``question`` and a non-empty list of strings under ``Options``/``options``.
-    The object may sit in other text (prose, ``` fences, even a JSON list around it).
-    Not accepted (as the authors' ``json.loads`` + key lookup would not): the key
-    ``"Question:"`` (the typo of the prompt's own example), numbers as options, fields
-    outside a JSON object. Nothing is repaired or invented.
+    The object may sit in other text (prose, ``` fences, even a JSON list around it);
+    ``strict``: the whole reply must be that JSON object, as the authors' ``json.loads(reply)``
+    (``questions.reply_parsing: strict``). Not accepted (as the authors' ``json.loads`` + key
+    lookup would not): the key ``"Question:"`` (the typo of the prompt's own example), fields
+    outside a JSON object; nor numbers as options (the authors' filtering notebook joins the
+    options as strings). Nothing is repaired or invented.
     """
     if not reply:
         return None
-    obj = _first_json_object(reply)
+    if strict:
+        try:
+            obj = json.loads(reply)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+    else:
+        obj = _first_json_object(reply)
     if obj is None:
         return None
     question, options = _field(obj, "question"), _field(obj, "options")
@@ -174,13 +187,15 @@ def generate_topic(
     existing: Sequence[dict] = (),
     on_round: Callable[[list[dict], TopicStats], None] | None = None,
     state: Mapping | None = None,
+    strict: bool = False,
 ) -> tuple[list[dict], TopicStats]:
     """Generate questions of one topic until ``n_questions`` parsed.
 
     ``seeds``: WVS items (those of other topics are ignored). ``existing``: records of an
     earlier, interrupted run of this topic, continued from; ``state``: that run's
     ``TopicStats.state()`` saved with them, so the counts and the bound cover both runs and the
-    resumed run asks exactly what the uninterrupted one would have. ``max_attempts``: bound on
+    resumed run asks exactly what the uninterrupted one would have. ``strict``: replies parse as
+    the authors parse them (``parse_generated``). ``max_attempts``: bound on
     the generations of the topic (default: those so far plus 3 per missing question); reaching
     it raises GenerationExhausted naming the topic and the counts. ``on_round`` is called after
     each round with all records so far (for checkpointing). Deterministic for a given seed.
@@ -206,14 +221,14 @@ def generate_topic(
             raise GenerationExhausted(_exhausted_message(stats, len(records), n_questions, limit), records, stats)
         n_before = len(records)
         n_ask = min(batch_size, n_questions - len(records), limit - stats.attempts)
-        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_ask, seed, stats.retry)
+        _run_round(generate_texts, topic_index, seed_examples, records, stats, n_ask, seed, stats.retry, strict)
         stats.retry = stats.retry + 1 if len(records) == n_before else 0
         if on_round is not None:
             on_round(records, stats)
     return records, stats
 
 
-def _run_round(generate_texts, topic, seed_examples, records, stats, n_ask, seed, retry):
+def _run_round(generate_texts, topic, seed_examples, records, stats, n_ask, seed, retry, strict=False):
     """Ask ``n_ask`` prompts in one batch; append the replies that parse to ``records``."""
     rng, gen_seed = _round_seeds(seed, topic, len(records), retry)
     generated = [(r["question"], r["options"]) for r in records]  # frozen for the round
@@ -223,7 +238,7 @@ def _run_round(generate_texts, topic, seed_examples, records, stats, n_ask, seed
         raise CultureSPAError(f"topic {topic}: the model returned {len(replies)} replies for {len(chats)} prompts")
     stats.attempts += n_ask
     for (_, prompt), reply in zip(chats, replies):
-        parsed = parse_generated(reply)
+        parsed = parse_generated(reply, strict)
         if parsed is None:
             stats.invalid += 1
             continue

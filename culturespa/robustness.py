@@ -301,6 +301,7 @@ def score_with_orders(
     settings: ScoringSettings | None = None,
     order_seed: int = 0,
     baselines: bool = True,
+    all_items: Sequence | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``scoring.score_answers`` for answers in several option orders (and runs): every metric of
     the tidy table per order (run separately on each order's answers), the order-robustness rows
@@ -315,7 +316,7 @@ def score_with_orders(
         frame = answers[answers.run == run] if has_run else answers
         for k, o in enumerate(_present(frame)):
             table, mats = score_answers(frame[frame.order == o], survey, countries, model, settings,
-                                        baselines=baselines and k == 0)
+                                        baselines=baselines and k == 0, all_items=all_items)
             tagged = {"order": o, **({"run": run} if has_run else {})}
             table = table.assign(**tagged)
             table.loc[table.method.str.startswith(BASELINE_PREFIX), "order"] = ORIGINAL

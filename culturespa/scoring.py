@@ -55,6 +55,8 @@ def _long(matrix: np.ndarray, countries: Sequence[str], kind: str, method: str =
 
 BASELINE_UNIFORM = "baseline_uniform"
 BASELINE_MAJORITY = "baseline_majority_{}"
+BASELINE_AUTHORS_RANDOM = "baseline_random_authors"
+AUTHORS_RANDOM_SEED = 42  # result_analysis_run_3.py: random.seed(42) at import
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ScoringSettings:
     ci_level: float = 0.95
     n_uniform_draws: int = 200
     majority_baseline_country: str = "USA"
+    authors_random_baseline: bool = False
 
     @classmethod
     def from_config(cls, scoring: dict) -> "ScoringSettings":
@@ -74,6 +77,7 @@ class ScoringSettings:
             ci_level=scoring.get("ci_level", cls.ci_level),
             n_uniform_draws=scoring.get("uniform_draws", cls.n_uniform_draws),
             majority_baseline_country=scoring.get("majority_baseline", cls.majority_baseline_country),
+            authors_random_baseline=scoring.get("authors_random_baseline", cls.authors_random_baseline),
         )
 
 
@@ -276,6 +280,16 @@ def _one_order(answers: pd.DataFrame) -> None:
                          "score them with robustness.score_with_orders, or one order at a time")
 
 
+def authors_random_answers(items: Sequence, seed: int = AUTHORS_RANDOM_SEED) -> dict[str, int]:
+    """The authors' random baseline (``result_analysis_run_3.py`` with ``is_random = True``): after
+    ``random.seed(42)``, one ``random.choice`` over each question's option numbers, in the order of
+    the 259 evaluation items (``items``: all of them, in file order), one draw shared by every country."""
+    import random
+
+    rng = random.Random(seed)
+    return {it.qid: rng.choice(it.numbers) for it in items}
+
+
 def score_answers(
     answers: pd.DataFrame,
     survey: Survey,
@@ -283,9 +297,12 @@ def score_answers(
     model: str,
     settings: ScoringSettings | None = None,
     baselines: bool = True,
+    all_items: Sequence | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy alignment table and the country x country matrices in long format
-    (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C."""
+    (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C.
+    ``all_items``: every evaluation item in file order, when ``survey`` holds a subset of them
+    (the authors' random baseline draws over all of them)."""
     _one_order(answers)
     settings = settings or ScoringSettings()
     countries = [c for c in countries if survey.has_data(c)]
@@ -302,7 +319,7 @@ def score_answers(
             matrices.append(long.assign(method=method))
         rows += [dict(model=model, method=method, **r) for r in method_rows]
     if baselines:
-        rows += [dict(model=model, **r) for r in baseline_rows(survey, countries, scorer, settings)]
+        rows += [dict(model=model, **r) for r in baseline_rows(survey, countries, scorer, settings, all_items)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table, pd.concat(matrices, ignore_index=True) if matrices else pd.DataFrame(columns=MATRIX_COLUMNS)
 
@@ -325,9 +342,11 @@ def _one_hot_table(survey: Survey, country: str, fn) -> list[np.ndarray | None]:
     return table
 
 
-def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScorer, settings: ScoringSettings) -> list[dict]:
-    """Two reference points: uniform random answers (mean over seeded draws, CI = spread over the
-    draws) and one country's majority answers given for every country (bootstrap CI)."""
+def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScorer, settings: ScoringSettings,
+                  all_items: Sequence | None = None) -> list[dict]:
+    """Reference points: uniform random answers (mean over seeded draws, CI = spread over the
+    draws), one country's majority answers given for every country (bootstrap CI) and, with
+    ``settings.authors_random_baseline``, the authors' one random draw (``authors_random_answers``)."""
     rows = []
     draws = metrics.uniform_random_answers(survey.first, survey.n_options, settings.n_uniform_draws, settings.seed)
     cols = np.arange(len(survey.items))
@@ -360,6 +379,11 @@ def baseline_rows(survey: Survey, countries: Sequence[str], scorer: _MethodScore
         fixed = _choice_answers(survey.majority[survey.row(ref)], survey)
         for r in scorer.score({c: fixed for c in countries}):
             rows.append(dict(r, method=BASELINE_MAJORITY.format(ref)))
+    if settings.authors_random_baseline:
+        drawn = authors_random_answers(all_items if all_items is not None else survey.items)
+        fixed = _choice_answers(np.array([drawn.get(q, np.nan) for q in survey.qids], float), survey)
+        for r in scorer.score({c: fixed for c in countries}):
+            rows.append(dict(r, method=BASELINE_AUTHORS_RANDOM))
     return rows
 
 
@@ -451,7 +475,7 @@ def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], s
     logging.getLogger(__name__).info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
     table, matrices = score_with_orders(answers, survey, countries, model, settings, order_seed,
-                                        baselines=variant == "base")
+                                        baselines=variant == "base", all_items=full.items)
     original = answers[answers.order == ORIGINAL].drop(columns="order")
     topics = [topic_scores(frame, survey, countries, model).assign(run=run) for run, frame in original.groupby("run")]
     write_csv(table_out, table.assign(variant=variant))

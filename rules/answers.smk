@@ -4,7 +4,7 @@
 
 rule answer_questions:
     input:
-        unpack(lambda wildcards: SURVEY_FILES),
+        unpack(lambda wildcards: P2_FILES),
         model=model_input,
         pool="results/{model}/questions/{source}/pool.jsonl",
     output:

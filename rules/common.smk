@@ -10,7 +10,7 @@ sys.path.insert(0, workflow.basedir)
 from culturespa.answering import output_keys
 from culturespa.config import check_config, countries as configured_countries
 from culturespa.cultures import catalogue_from_config
-from culturespa.fetch import read_checksums
+from culturespa.fetch import MMLU_CHECKSUM_FILE, read_checksums
 from culturespa.methods import NO_PERSONA, PERSONA_FREE, p2_candidates, uses_neighbours
 from culturespa.models import ModelSpec
 from culturespa.results import variant_methods as configured_variants
@@ -27,6 +27,7 @@ STRATEGIES = list(config["pairs"]["strategies"])
 ORDERS = list(config["evaluation"]["orders"])
 VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
+MMLU_CHECKSUMS = read_checksums(MMLU_CHECKSUM_FILE)
 
 
 wildcard_constraints:
@@ -49,10 +50,17 @@ def culturespa_file(rel):
     return f"resources/culturespa/{rel}"
 
 
+def mmlu_file(rel):
+    return f"resources/mmlu/{rel}"
+
+
 SURVEY_FILES = {
     "questions": culturespa_file("data/wvs_questions.json"),
     "proportions": culturespa_file("data/proportions_group_by_country.json"),
 }
+# what a prompt or training example naming P2's neighbours needs (the survey for a culture absent
+# from the similarity file)
+P2_FILES = {**SURVEY_FILES, "similarity": culturespa_file("data/country_similarity.json")}
 
 
 # --- what the run produces ----------------------------------------------------------------------
@@ -60,6 +68,8 @@ SURVEY_FILES = {
 
 def get_final_output():
     data = [culturespa_file(p) for p in CHECKSUMS]
+    if config["mmlu"]["enabled"]:
+        data += [mmlu_file(p) for p in MMLU_CHECKSUMS]
     released = [f"results/released/{m}/alignment.csv" for m in config["released"]["models"]]
     return data + released + pipeline_outputs()
 
@@ -72,7 +82,7 @@ def pipeline_outputs():
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
         out.append(f"results/{model}/alignment.csv")
-        if config["mmlu"]["zip"]:
+        if config["mmlu"]["enabled"] and config["mmlu"]["variants"]:  # no adapter: nothing to compare
             out.append(f"results/{model}/mmlu.csv")
     return out
 
@@ -104,7 +114,7 @@ def prompt_cultures(code, method):
         return []
     codes = [code]
     if uses_neighbours(method):
-        codes += [c for c in p2_candidates(code, CATALOGUE) if c != code]
+        codes += [c for c in p2_candidates(CATALOGUE) if c != code]
     return [culture_record(c) for c in codes]
 
 

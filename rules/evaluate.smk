@@ -7,7 +7,7 @@
 
 rule evaluate_wvs:
     input:
-        unpack(lambda wildcards: SURVEY_FILES),
+        unpack(lambda wildcards: P2_FILES),
         model=model_input,
         adapter=adapter_input,
         examples=culturespa_file("data/self_alignment_examples.json"),
@@ -39,7 +39,7 @@ rule evaluate_wvs:
 
 rule score_variant:
     input:
-        unpack(lambda wildcards: SURVEY_FILES),
+        unpack(lambda wildcards: P2_FILES),
         answers=variant_answer_files,
     output:
         table=temp("results/{model}/scores/{variant}.csv"),

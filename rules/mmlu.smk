@@ -5,8 +5,8 @@ rule evaluate_mmlu:
     input:
         model=model_input,
         adapter=lambda wildcards: [] if wildcards.variant == "base" else adapter_input(wildcards),
-        zip=config["mmlu"]["zip"] or [],
-        mapping=config["mmlu"]["mapping"] or [],
+        zip=mmlu_file("mmlu.zip"),
+        mapping=mmlu_file("mapping.json"),
     output:
         "results/{model}/mmlu/{variant}.jsonl",
     log:
@@ -22,7 +22,10 @@ rule evaluate_mmlu:
         runtime=240,
     params:
         model=lambda wildcards: model_params(wildcards.model),
-        mmlu={k: config["mmlu"][k] for k in ("subjects", "max_per_subject", "k_shot", "seed")},
+        mmlu={
+            k: config["mmlu"][k]
+            for k in ("subjects", "max_per_subject", "k_shot", "seed", "format", "shots", "letters")
+        },
     script:
         "../scripts/evaluate_mmlu.py"
 

@@ -26,6 +26,7 @@ rule collect_pairs:
     params:
         strategies=STRATEGIES,
         seed=config["pairs"]["seed"],
+        answering=answering_params(),
     script:
         "../scripts/collect_pairs.py"
 

@@ -5,7 +5,7 @@
 
 rule finetune_joint:
     input:
-        unpack(lambda wildcards: SURVEY_FILES),
+        unpack(lambda wildcards: P2_FILES),
         model=model_input,
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/joint.jsonl",
     output:
@@ -36,7 +36,7 @@ rule finetune_joint:
 
 rule finetune_specific:
     input:
-        unpack(lambda wildcards: SURVEY_FILES),
+        unpack(lambda wildcards: P2_FILES),
         model=model_input,
         pairs=f"results/{{model}}/pairs/{SOURCE}/{{setting}}/{{data}}/{{country}}.jsonl",
     output:

@@ -66,7 +66,7 @@ use rule table_alignment as table_alignment_by_topic with:
 
 use rule table_alignment as table_general_ability with:
     input:
-        mmlu="results/{model}/mmlu.csv" if config["mmlu"]["zip"] else [],
+        mmlu="results/{model}/mmlu.csv" if config["mmlu"]["enabled"] and config["mmlu"]["variants"] else [],
     wildcard_constraints:
         table="general_ability",
 

@@ -15,6 +15,7 @@ run_logged(
         snakemake.output[0],
         survey_files=(snakemake.input.questions, snakemake.input.proportions),
         cultures=snakemake.params.cultures,
+        similarity_file=snakemake.input.similarity,
     ),
     threads=snakemake.threads,
     gpus=snakemake.resources.get("gpu", 0),

@@ -14,5 +14,7 @@ run_logged(
         dict(zip(snakemake.params.strategies, snakemake.output.sets)),
         snakemake.output.stats,
         snakemake.output.topics,
+        setting=snakemake.wildcards.setting,
+        answering=snakemake.params.answering,
     ),
 )

@@ -20,6 +20,7 @@ run_logged(
         adapter=snakemake.input.adapter or None,
         order=snakemake.wildcards.order,
         order_seed=snakemake.params.order_seed,
+        similarity_file=snakemake.input.similarity,
     ),
     threads=snakemake.threads,
     gpus=snakemake.resources.get("gpu", 0),

@@ -1,8 +1,9 @@
-"""Fetch one released data file (mirror or download) and verify its pinned sha256."""
+"""Fetch one pinned data file (mirror or download) and verify its sha256."""
 
-from culturespa.fetch import materialise
+from culturespa.fetch import DATASETS, materialise
 from culturespa.logs import run_logged
 
+keys = DATASETS[snakemake.params.dataset]
 run_logged(
     snakemake.log[0],
     lambda: materialise(
@@ -10,7 +11,7 @@ run_logged(
         snakemake.output[0],
         snakemake.params.sha256,
         # read from the config, not params: where a verified file came from must not trigger a rerun
-        snakemake.config["data_mirror"],
-        snakemake.config["data_base_url"],
+        snakemake.config[keys["mirror"]],
+        snakemake.config[keys["base_url"]],
     ),
 )

@@ -19,6 +19,7 @@ run_logged(
         snakemake.output.adapter,
         snakemake.output.loss,
         snakemake.output.stats,
+        similarity_file=snakemake.input.similarity,
     ),
     threads=snakemake.threads,
     gpus=snakemake.resources.get("gpu", 0),

@@ -78,3 +78,47 @@ def test_download_of_a_missing_file_fails_cleanly(http_mirror, tmp_path):
     with pytest.raises(DataFileError, match="download .* failed"):
         materialise(rel, tmp_path / rel, "0" * 64, None, http_mirror)
     assert not (tmp_path / rel).exists()
+
+
+# --- MMLU, fetched like the data ---------------------------------------------------------------
+
+from conftest import REPO  # noqa: E402
+from culturespa.fetch import MMLU_BASE_URL, MMLU_CHECKSUM_FILE, ensure_file  # noqa: E402
+
+MMLU_MIRROR = REPO.parent / "shared" / "benchmarks" / "mmlu"
+
+
+@pytest.fixture
+def mmlu_mirror():
+    if not (MMLU_MIRROR / "mmlu.zip").is_file():
+        pytest.skip(f"no MMLU mirror at {MMLU_MIRROR}")
+    return MMLU_MIRROR
+
+
+def test_mmlu_is_pinned_to_the_authors_commit():
+    sums = read_checksums(MMLU_CHECKSUM_FILE)
+    assert set(sums) == {"mmlu.zip", "mapping.json"}
+    assert "/4e128c910953a4cc59cde2550d711f832a82b992/LLaMA-Factory/evaluation/mmlu" in MMLU_BASE_URL
+
+
+def test_mmlu_from_the_mirror_lands_in_resources_verified(mmlu_mirror, tmp_path):
+    config = {"mmlu_mirror": str(mmlu_mirror), "mmlu_base_url": "http://unused"}
+    for rel in ("mmlu.zip", "mapping.json"):
+        dest = ensure_file("mmlu", rel, config, tmp_path)
+        assert dest == tmp_path / "resources/mmlu" / rel
+        assert sha256_of(dest) == read_checksums(MMLU_CHECKSUM_FILE)[rel]
+    # a file changed after it was verified is named, not used
+    dest = tmp_path / "resources/mmlu/mapping.json"
+    dest.write_text(dest.read_text().replace("STEM", "Stem", 1))
+    with pytest.raises(ChecksumError, match="mapping.json.*changed after it was fetched"):
+        ensure_file("mmlu", "mapping.json", config, tmp_path)
+
+
+def test_corrupted_mmlu_mirror_is_refused(mmlu_mirror, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(mmlu_mirror / "mapping.json", bad / "mapping.json")
+    (bad / "mmlu.zip").write_bytes((mmlu_mirror / "mmlu.zip").read_bytes()[:-10])
+    with pytest.raises(ChecksumError, match="mmlu.zip: checksum mismatch"):
+        ensure_file("mmlu", "mmlu.zip", {"mmlu_mirror": str(bad)}, tmp_path / "work")
+    assert not (tmp_path / "work/resources/mmlu/mmlu.zip").exists()

@@ -150,6 +150,11 @@ def test_exact_duplicates_of_seed_and_earlier_question_are_dropped():
     assert [r["qid"] for r in kept] == ["b", "d", "e"]
     whys = {d["qid"]: d["why"] for d in report.dropped}
     assert whys == {"a": "same text as seed", "c": "same text as b"}
+    # the workflow compares with all 291 WVS questions, as the authors: a question outside the 259
+    # evaluation items (here standing in for Q260-Q290) counts as a seed for filter 1
+    kept, _ = filters.filter_pool([rec("f", "Do you trust your neighbours?", ["Yes", "No"])], [], None,
+                                  exact_reference=["Do you trust your neighbours?"])
+    assert kept == []
 
 
 @pytest.mark.parametrize(

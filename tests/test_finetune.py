@@ -19,6 +19,8 @@ from culturespa.finetune import (
     TrainSettings,
     build_example,
     build_examples,
+    cutoff_lengths,
+    truncate_example,
     last_checkpoint,
     load_for_inference,
     train_adapter,
@@ -150,7 +152,14 @@ def test_build_examples_uses_the_record_culture_prompt(tokenizer):
         assert tokenizer.decode([t for t in ex["labels"] if t != IGNORE_INDEX], skip_special_tokens=True) == str(
             rec["answer"]
         )
-    assert build_examples(tokenizer, recs, system_for, max_length=20) == []
+    full = build_examples(tokenizer, recs, system_for, max_length=512)
+    short = build_examples(tokenizer, recs, system_for, max_length=20)
+    assert len(short) == 4 and all(ex["truncated"] for ex in short) and not any(ex["truncated"] for ex in full)
+    for a, b in zip(full, short):
+        answer = [t for t in a["labels"] if t != IGNORE_INDEX]
+        # the answer (short) is kept whole, the prompt cut from the right: its start stays
+        assert len(b["input_ids"]) == 20 and b["input_ids"][-len(answer):] == answer
+        assert b["input_ids"][: 20 - len(answer)] == a["input_ids"][: 20 - len(answer)]
 
 
 # --- a real QLoRA run, interrupted and resumed --------------------------------------------------
@@ -288,3 +297,23 @@ def test_changed_data_discards_old_checkpoints(smollm2_path, tmp_path):
     assert _prepare_checkpoint_dir(ck, _fingerprint(smollm2_path, settings, a)) == ck / "checkpoint-2"
     assert _prepare_checkpoint_dir(ck, _fingerprint(smollm2_path, settings, b)) is None
     assert not (ck / "checkpoint-2").exists()
+
+
+def test_cutoff_follows_llama_factory():
+    # LLaMA-Factory's infer_seqlen, by hand: a short target is kept and the source cut
+    assert cutoff_lengths(100, 3, 50) == (47, 3)
+    # a short source is kept and the target cut
+    assert cutoff_lengths(10, 100, 50) == (10, 40)
+    # both long: cut in proportion
+    assert cutoff_lengths(60, 60, 50) == (25, 25)
+    assert cutoff_lengths(30, 10, 50) == (30, 10)
+
+
+def test_truncate_example_keeps_the_starts_of_prompt_and_answer():
+    ex = {"input_ids": list(range(10)), "labels": [IGNORE_INDEX] * 7 + [7, 8, 9], "attention_mask": [1] * 10}
+    cut = truncate_example(ex, 8)
+    assert cut["input_ids"] == [0, 1, 2, 3, 4, 7, 8, 9] and cut["labels"] == [IGNORE_INDEX] * 5 + [7, 8, 9]
+    assert cut["truncated"] and cut["attention_mask"] == [1] * 8
+    # a target as long as half the cutoff: both cut in proportion (int(6 * 3 / 10) = 1 answer token)
+    assert truncate_example(ex, 6)["input_ids"] == [0, 1, 2, 3, 4, 7]
+    assert truncate_example(ex, 10)["input_ids"] == list(range(10)) and not truncate_example(ex, 10)["truncated"]

@@ -94,6 +94,23 @@ def test_few_shot_text_is_the_standard_format():
     assert mmlu.few_shot_text(TARGET, DEV, "toy arithmetic", k=0).endswith("about toy arithmetic.\n\n3+3=?\nA. 5\nB. 6\nC. 7\nD. 8\nAnswer:")
 
 
+def test_llama_factory_format_and_random_shots():
+    bench = mmlu.Benchmark([TARGET], {"toy": DEV}, {"toy": {"name": "toy arithmetic", "category": "STEM"}}, "test")
+    # LLaMA-Factory's en eval template through its fewshot template: "Answer:" + letter, turns joined by "\n\n"
+    assert mmlu.prompt_text(None, TARGET, bench, k=2, fmt="llama_factory") == (
+        "The following are multiple choice questions (with answers) about toy arithmetic.\n\n"
+        "1+1=?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:B\n\n"
+        "2+2=?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer:A\n\n"
+        "3+3=?\nA. 5\nB. 6\nC. 7\nD. 8\nAnswer:"
+    )
+    dev = [mmlu.Question("toy", i, f"{i}?", ("a", "b", "c", "d"), "A") for i in range(5)]
+    assert mmlu.shots_for(TARGET, dev, 3) == dev[:3]
+    orders = {tuple(d.index for d in mmlu.shots_for(mmlu.Question("toy", i, "?", ("a",) * 4, "A"), dev, 5, "random", 7))
+              for i in range(30)}
+    assert len(orders) > 10 and all(sorted(o) == list(range(5)) for o in orders)  # a permutation per question
+    assert mmlu.shots_for(TARGET, dev, 5, "random", 7) == mmlu.shots_for(TARGET, dev, 5, "random", 7)  # seeded
+
+
 @pytest.fixture(scope="module")
 def smollm2(smollm2_path):
     from culturespa.models import load
@@ -113,6 +130,7 @@ def test_chat_prompt_and_letter_tokens(smollm2):
     assert all(len(v) == 2 for v in ids)
     assert [tok.decode([v[0]]) for v in ids] == list("ABCD")
     assert [tok.decode([v[1]]) for v in ids] == [" A", " B", " C", " D"]
+    assert mmlu.letter_token_ids(tok, "bare") == [[v[0]] for v in ids]  # LLaMA-Factory's: the bare letter only
 
 
 @pytest.mark.slow

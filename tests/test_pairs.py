@@ -157,3 +157,63 @@ def test_nested_fraction_is_seeded_and_independent_of_input_order():
 def test_nested_fraction_rejects_fractions_outside_0_1(fraction):
     with pytest.raises(ValueError):
         P.nested_fraction(many_pairs(), fraction, seed=0)
+
+
+# --- shared and independent draws --------------------------------------------------------------
+
+from culturespa.seeds import NO_PERSONA, disagreement, draw_choice, persona_seed  # noqa: E402
+
+MANY = [question(k, topic=k % 13) for k in range(400)]
+
+
+def logprob_answers(probs_for, seed, draws, method, persona, temperature=0.6):
+    """Logprob answer records as the engine writes them: choice drawn from probs with the persona's seed."""
+    s = persona_seed(seed, draws, method, persona)
+    out = []
+    for q in MANY:
+        probs = probs_for(q)
+        out.append({"key": q["qid"], "choice": draw_choice([1, 2, 3], probs, s, q["qid"], temperature),
+                    "probs": probs, "mode": "logprob"})
+    return out
+
+
+@pytest.mark.parametrize("draws", ["shared", "independent"])
+def test_both_diff_rates_come_from_the_same_answer_files(draws):
+    same = lambda q: [0.5, 0.3, 0.2]  # noqa: E731  the persona changes nothing
+    moved = lambda q: [0.2, 0.3, 0.5]  # noqa: E731
+    answering = {"mode": "logprob", "choice": "sample", "temperature": 0.6, "seed": 42, "draws": draws}
+    unaware = logprob_answers(same, 42, draws, "culture_unaware", NO_PERSONA)
+    aware = {"USA": logprob_answers(same, 42, draws, "culture_aware", "USA"),
+             "CHN": logprob_answers(moved, 42, draws, "culture_aware", "CHN")}
+    stats = P.draw_statistics(MANY, unaware, aware, "culture_aware", answering)
+    usa, chn = stats["USA"], stats["CHN"]
+    assert usa["draws"] == chn["draws"] == draws
+    # common random numbers: an unchanged distribution never gives a diff; independent draws do, at the
+    # rate 1 - sum q_k^2 of the sharpened distribution
+    assert usa["diff_shared"] == 0
+    expected = disagreement([0.5, 0.3, 0.2], [0.5, 0.3, 0.2], 0.6)
+    assert usa["expected_diff_rate"] == pytest.approx(expected)
+    assert usa["diff_rate_independent"] == pytest.approx(expected, abs=0.08)
+    assert chn["expected_diff_rate"] == pytest.approx(disagreement([0.5, 0.3, 0.2], [0.2, 0.3, 0.5], 0.6))
+    assert 0 < chn["diff_shared"] < chn["diff_independent"]
+    # the configured draws are the ones the pairs were built from
+    built = P.build_pairs(MANY, [{"qid": r["key"], "choice": r["choice"]} for r in unaware],
+                          {c: [{"qid": r["key"], "choice": r["choice"]} for r in recs] for c, recs in aware.items()}, 0)
+    for c in ("USA", "CHN"):
+        assert len(built.sets["CRQPC"][c]) == stats[c][f"diff_{draws}"]
+
+
+def test_answers_drawn_with_other_settings_are_named():
+    same = lambda q: [0.5, 0.3, 0.2]  # noqa: E731
+    unaware = logprob_answers(same, 42, "shared", "culture_unaware", NO_PERSONA)
+    aware = {"USA": logprob_answers(same, 42, "shared", "culture_aware", "USA")}
+    answering = {"mode": "logprob", "choice": "sample", "temperature": 0.6, "seed": 42, "draws": "independent"}
+    with pytest.raises(DataFileError, match="USA.*other settings"):
+        P.draw_statistics(MANY, unaware, aware, "culture_aware", answering)
+
+
+def test_generate_mode_has_no_draw_statistics():
+    unaware = [{"key": q["qid"], "choice": 1, "probs": None, "reply": "1"} for q in MANY]
+    answering = {"mode": "generate", "seed": 42, "draws": "independent"}
+    stats = P.draw_statistics(MANY, unaware, {"USA": unaware}, "culture_aware", answering)
+    assert stats["USA"]["draws"] == "independent" and math.isnan(stats["USA"]["diff_rate_shared"])

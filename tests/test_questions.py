@@ -32,6 +32,12 @@ def test_parse_generated_accepts_json_with_question_and_options(reply):
     assert gq.parse_generated(reply) == (GOOD["Question"], GOOD["Options"])
 
 
+def test_strict_parsing_takes_the_whole_reply_as_json_like_the_authors():
+    assert gq.parse_generated(" " + json.dumps(GOOD) + "\n", strict=True) == (GOOD["Question"], GOOD["Options"])
+    for reply in ["```json\n" + json.dumps(GOOD) + "\n```", "Here it is: " + json.dumps(GOOD), json.dumps([GOOD])]:
+        assert gq.parse_generated(reply) is not None and gq.parse_generated(reply, strict=True) is None
+
+
 def test_parse_generated_prefers_capitalised_keys_like_the_authors():
     reply = json.dumps({"question": "lower?", "Question": "Upper?", "Options": ["a", "b"]})
     assert gq.parse_generated(reply) == ("Upper?", ["a", "b"])

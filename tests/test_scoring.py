@@ -6,7 +6,8 @@ import pytest
 
 from culturespa.released import load_released, parse_released_name
 from culturespa.scoring import (
-    AVG, NO_PERSONA, PERSONA_VS_PERSONA, PROMPTED_VS_SURVEY, REFERENCE, ScoringSettings, score_answers, topic_scores, wide_matrix,
+    AVG, NO_PERSONA, PERSONA_VS_PERSONA, PROMPTED_VS_SURVEY, REFERENCE, ScoringSettings, authors_random_answers,
+    score_answers, topic_scores, wide_matrix,
 )
 from culturespa.survey import Survey
 from culturespa.wvs import Distribution, Item
@@ -146,3 +147,27 @@ def test_recorded_choice_outside_the_options_is_not_a_strict_answer(tiny_survey)
     assert list(got.paper) == [0, 7, 2]
     assert np.isnan(got.strict[:2]).all() and got.strict[2] == 2
     assert got.dists[0] is None and got.dists[1] is None and list(got.dists[2]) == [0, 0, 1]
+
+
+def test_authors_random_baseline_reproduces_their_numbers(data_dir, survey):
+    """The authors' result_analysis_run_3.py with is_random = True prints these (run on the released data)."""
+    answers = load_released(sorted((data_dir / "result/Meta-Llama-3-8B-Instruct").glob("*culture_unaware*.json")),
+                            ["culture_unaware"])
+    settings = ScoringSettings(n_boot=50, n_uniform_draws=100, authors_random_baseline=True)
+    table, _ = score_answers(answers, survey, PAPER_COUNTRIES, "m", settings)
+    got = table.query("method == 'baseline_random_authors' and metric == 'paper_score'").set_index("country")["value"]
+    authors = {"USA": 47.56, "CAN": 46.7, "BOL": 42.62, "BRA": 44.83, "GBR": 45.56, "NLD": 46.75, "DEU": 45.98,
+               "UKR": 45.82, "CHN": 43.94, "RUS": 45.31, "IND": 39.16, "THA": 48.39, "KEN": 43.63, "NGA": 43.66,
+               "ETH": 41.73, "ZWE": 40.27, "AUS": 45.06, "NZL": 45.33, AVG: 44.57}
+    assert {c: round(v, 2) for c, v in got.items()} == authors
+    # our uniform baseline (mean of many draws) sits beside it, not in its place
+    assert table.query("method == 'baseline_uniform' and metric == 'paper_score'").shape[0] == 19
+    # on a subset of the items the draws are still those of the full list: the baseline equals the
+    # full list's draws scored as answers
+    sub = Survey(survey.items[::2], survey.countries, survey.dists)
+    drawn = authors_random_answers(survey.items)
+    as_answers = pd.DataFrame({"method": "drawn", "persona": NO_PERSONA, "qid": sub.qids,
+                               "reply": [str(drawn[q]) for q in sub.qids]})
+    sub_table, _ = score_answers(as_answers, sub, PAPER_COUNTRIES, "m", settings, all_items=survey.items)
+    paper = sub_table[sub_table.metric == "paper_score"].pivot(index="country", columns="method", values="value")
+    assert np.allclose(paper["baseline_random_authors"], paper["drawn"])

@@ -82,7 +82,7 @@ def config(paper_config):
     cfg["evaluation"].update(base_methods=list(BASE_METHODS), tuned_methods=[P1], runs=1, max_items=60)
     cfg["pairs"]["settings"] = ["culture_aware"]
     cfg["questions"].update(source="released", per_topic=2)
-    cfg["mmlu"].update(zip="mmlu.zip", variants=[CULTURESPA, SPECIFIC], subjects=["sociology"], max_per_subject=5)
+    cfg["mmlu"].update(enabled=True, variants=[CULTURESPA, SPECIFIC], subjects=["sociology"], max_per_subject=5)
     return cfg
 
 
@@ -145,7 +145,7 @@ def inputs_for(name, root, config):
         "alignment": root / "alignment.csv",
         "by_topic": root / "alignment_by_topic.csv",
         "train_stats": [root / f"sft/{v}/train_stats.json" for v in fractions if v in config["sft"]["variants"]],
-        "mmlu": root / "mmlu.csv" if config["mmlu"]["zip"] else [],
+        "mmlu": root / "mmlu.csv" if config["mmlu"]["enabled"] and config["mmlu"]["variants"] else [],
         "pairs_stats": [root / f"pairs/{source}/{s}/stats.csv" for s in settings],
         "filter_counts": root / f"questions/{source}/filter_counts.csv",
         "topic_counts": root / f"questions/{source}/topic_counts.csv",
@@ -342,11 +342,11 @@ def test_general_ability(root, config, tmp_path):
     spec = design.variant_label(SPECIFIC)
     assert all(r[header.index(spec)] == "—" for r in rows)
     assert f"not run: {SPECIFIC} is not in sft.variants" in notes_of(md)
-    # MMLU not configured: no input (the rule gives an empty list), every cell missing with the reason
-    config["mmlu"]["zip"] = None
+    # MMLU not run: no input (the rule gives an empty list), every cell missing with the reason
+    config["mmlu"]["enabled"] = False
     assert inputs_for("general_ability", root, config) == {"mmlu": []}
     _, csv, md, _ = render("general_ability", root, config, tmp_path)
-    assert "MMLU not configured (mmlu.zip is null)" in md
+    assert "MMLU not run (mmlu.enabled is false or mmlu.variants is empty)" in md
     assert csv.value.isna().all() and (csv.status == "missing").all()
 
 

@@ -19,7 +19,7 @@ def tiny_run(snakemake_bin, data_dir, tmp_path_factory):
         pytest.skip(f"MMLU not found at {MMLU}")
     work = tmp_path_factory.mktemp("tiny")
     paths = work / "paths.yaml"
-    paths.write_text(f"data_mirror: {data_dir}\nmmlu:\n  zip: {MMLU / 'mmlu.zip'}\n  mapping: {MMLU / 'mapping.json'}\n")
+    paths.write_text(f"data_mirror: {data_dir}\nmmlu_mirror: {MMLU}\n")
     run_snakemake(snakemake_bin, work, targets=("all",), configfiles=[REPO / "tests/configs/tiny.yaml", paths])
     return work / "results" / MODEL
 

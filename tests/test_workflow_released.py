@@ -68,3 +68,19 @@ def test_schema_error_stops_before_any_job(snakemake_bin, tmp_path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "n_boot" in out and "is not of type 'integer'" in out
+
+
+def test_corrupted_mmlu_mirror_stops_the_run_naming_the_file(snakemake_bin, tmp_path):
+    shared = REPO.parent / "shared" / "benchmarks" / "mmlu"
+    if not (shared / "mmlu.zip").is_file():
+        pytest.skip(f"no MMLU mirror at {shared}")
+    bad = tmp_path / "mmlu"
+    bad.mkdir()
+    shutil.copy(shared / "mapping.json", bad / "mapping.json")
+    (bad / "mmlu.zip").write_bytes((shared / "mmlu.zip").read_bytes()[:-10])
+    work = tmp_path / "work"
+    proc = run_snakemake(snakemake_bin, work, "--config", f"mmlu_mirror={bad}",
+                         targets=("resources/mmlu/mmlu.zip", "resources/mmlu/mapping.json"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "mmlu.zip: checksum mismatch" in out
+    assert not (work / "resources/mmlu/mmlu.zip").exists()

@@ -17,7 +17,7 @@ def general_ability_settings(mmlu: Mapping, sft: Mapping) -> dict:
     """The variants compared and the MMLU sample the note describes; the fine-tuned variants run
     (a compared variant outside them is 'not run')."""
     return {"variants": list(sft["variants"]),
-            "mmlu": {k: mmlu.get(k) for k in ("variants", "subjects", "max_per_subject", "k_shot")}}
+            "mmlu": {k: mmlu.get(k) for k in ("variants", "subjects", "max_per_subject", "k_shot", "format", "shots")}}
 
 
 # --- 6. general ability (MMLU) -----------------------------------------------------------------------
@@ -29,13 +29,13 @@ def general_ability(inputs: Mapping, settings: Mapping) -> Table:
     reasons = Reasons(every="every category")
     path = inputs.get("mmlu")
     if not path:
-        why = "MMLU not configured (mmlu.zip is null)"
+        why = "MMLU not run (mmlu.enabled is false or mmlu.variants is empty)"
         frame = csv_frame([{"variant": v, "category": "", "metric": "", "value": math.nan, "ci_low": math.nan,
                          "ci_high": math.nan, "n": pd.NA, "status": "missing", "reason": why} for v in variants or [""]])
         display = pd.DataFrame([{"Category": MISSING, "Base model": MISSING,
                                  **{design.variant_label(v): MISSING for v in variants}}])
         return Table(frame, display,
-                     [f"{MISSING} every cell: {why}; set mmlu.zip and mmlu.mapping to run it."])
+                     [f"{MISSING} every cell: {why}; set mmlu.enabled: true and name adapters in mmlu.variants."])
     table = io.read_csv(path, required=["variant", "category", "metric", "value", "ci_low", "ci_high", "n"])
     categories = list(dict.fromkeys(table["category"]))
     records, shown = [], []

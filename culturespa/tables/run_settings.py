@@ -21,7 +21,7 @@ HYPER_GROUPS = [
     ("pairs", "Pairs", ("settings", "strategies", "seed")),
     ("evaluation", "Evaluation", ("base_methods", "tuned_methods", "runs", "max_items")),
     ("scoring", "Scoring", ("n_boot", "seed", "ci_level", "uniform_draws", "majority_baseline")),
-    ("mmlu", "MMLU", ("k_shot", "subjects", "max_per_subject", "variants", "seed")),
+    ("mmlu", "MMLU", ("k_shot", "subjects", "max_per_subject", "variants", "format", "shots", "letters", "seed")),
 ]
 NONE_MEANS = {"max_items": "all items", "subjects": "all", "max_per_subject": "all"}
 
@@ -66,8 +66,8 @@ def hyperparameters(inputs: Mapping, settings: Mapping) -> Table:
         part = hyper.get(key)
         if part is None:
             continue
-        if key == "mmlu" and not part.get("zip"):
-            add(title, "configured", "no (mmlu.zip is null)")
+        if key == "mmlu" and not part.get("enabled"):
+            add(title, "configured", "no (mmlu.enabled is false)")
             continue
         for name in names:
             if name in part:
@@ -98,7 +98,7 @@ def hyperparameter_settings(sft: Mapping, answering: Mapping, questions: Mapping
     sections = {"answering": answering, "questions": questions, "pairs": pairs, "evaluation": evaluation,
                 "scoring": scoring, "mmlu": mmlu}
     shown = {key: {k: sections[key][k] for k in names if k in sections[key]} for key, _, names in HYPER_GROUPS}
-    shown["mmlu"]["zip"] = bool(mmlu.get("zip"))
+    shown["mmlu"]["enabled"] = bool(mmlu.get("enabled"))
     return {
         "hyper": {
             "sft": {"preset": name, "settings": presets[name], "variants": list(sft["variants"])},
