@@ -167,8 +167,9 @@ def pool_record(qid: str, config: Mapping, workdir: Path, model: str | None = No
 
 
 def show_prompt(method: str, country: str | None, item: str, config: Mapping, workdir: str | Path = ".",
-                model: str | None = None) -> dict:
-    """{"system": ..., "user": ...} the workflow sends for ``method``, ``country`` and ``item``."""
+                model: str | None = None, order: str = "original") -> dict:
+    """{"system": ..., "user": ...} the workflow sends for ``method``, ``country`` and ``item``
+    (a WVS item with its options listed in ``order``)."""
     from . import filters, io, prompts
     from .cultures import catalogue_from_config
     from .survey import Survey
@@ -196,10 +197,11 @@ def show_prompt(method: str, country: str | None, item: str, config: Mapping, wo
         if method == QUESTION_GENERATION:
             raise ConfigError(f"--method {QUESTION_GENERATION} shows how a pool question was asked for: "
                               "--item must be a pool id (T03-00017)")
-        order = (io.read_json(_data("data/self_alignment_examples.json", config, workdir))
-                 if method in (methods.P3, methods.P1_P3, methods.P2_P3) else None)
+        examples = (io.read_json(_data("data/self_alignment_examples.json", config, workdir))
+                    if method in (methods.P3, methods.P1_P3, methods.P2_P3) else None)
         chat = methods.build_prompts(method, [survey.items[survey.index[item]]], culture, survey,
-                                     list(catalogue.values()), order, similarity)[0]
+                                     list(catalogue.values()), examples, order=order,
+                                     order_seed=config["evaluation"]["order_seed"], similarity=similarity)[0]
         return {"system": chat.system, "user": chat.user}
     if item in {it.qid for it in load_items(_data("data/wvs_questions.json", config, workdir), evaluation_only=False)}:
         raise ConfigError(f"--item {item}: a WVS question outside the 259 evaluation items (Q260-Q290, Q223)")
@@ -228,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"{', '.join(methods.METHODS)}, or {QUESTION_GENERATION} (a pool item's step-1 prompt)")
     show.add_argument("--country", help="culture code (not needed for culture_unaware)")
     show.add_argument("--item", required=True, help="a WVS evaluation item (Q1) or a question-pool id (T03-00017)")
+    show.add_argument("--order", default="original", choices=["original", "reversed", "permuted"],
+                      help="the option order of a WVS item (evaluation.orders; permuted seeded by evaluation.order_seed)")
     show.add_argument("--json", action="store_true", help='print {"system": ..., "user": ...}')
     show.add_argument("--configfile", nargs="+", action="extend", default=[], metavar="FILE",
                       help="config files layered on config.yaml, in order (as snakemake --configfile)")
@@ -243,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         config = load_config(args.configfile, args.config, args.directory)
-        shown = show_prompt(args.method, args.country, args.item, config, args.directory, args.model)
+        shown = show_prompt(args.method, args.country, args.item, config, args.directory, args.model, args.order)
     except CultureSPAError as e:
         print(f"culturespa error: {e}", file=sys.stderr)
         return 1

@@ -141,4 +141,14 @@ def test_config_layering_follows_snakemake():
         cli.parse_overrides(["novalue"])
     config = cli.load_config([REPO / "config/paper_exact.yaml"], ["evaluation.runs=2"], REPO)
     assert config["answering"]["mode"] == "generate" and config["evaluation"]["runs"] == 2
-    assert config["answering"]["batch_size"] == 16  # kept from config.yaml: mappings merge key by key
+    assert config["answering"]["batch_size"] == "auto"  # kept from config.yaml: mappings merge key by key
+
+
+def test_reversed_order_lists_the_options_backwards(data_dir, tmp_path):
+    proc = show(tmp_path, "--method", "culture_aware", "--country", "USA", "--item", "Q1", "--order", "reversed",
+                "--json", "--config", f"data_mirror={data_dir}")
+    original = show(tmp_path, "--method", "culture_aware", "--country", "USA", "--item", "Q1", "--json",
+                    "--config", f"data_mirror={data_dir}")
+    rev, orig = json.loads(proc.stdout)["user"], json.loads(original.stdout)["user"]
+    strip = lambda text: [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit()]  # noqa: E731
+    assert strip(rev) == list(reversed(strip(orig))) and rev != orig

@@ -65,7 +65,7 @@ def test_p2_prompt_equals_the_authors_for_every_country(code, survey, catalogue,
     adj = culture.adjective
     assert p2.system == AUTHORS_P2.format(culture.article, adj, adj, *s, adj, *d)
     p2p3 = methods.build_prompts(methods.P2_P3, [item], culture, survey, list(catalogue.values()),
-                                 {item.qid: []}, similarity)[0]
+                                 {item.qid: []}, similarity=similarity)[0]
     assert p2p3.system == p2.system
 
 
@@ -92,7 +92,7 @@ def test_every_method_builds_prompts(survey, catalogue, order, similarity):
     usa = catalogue["USA"]
     for method in methods.METHODS:
         culture = None if method == methods.CULTURE_UNAWARE else usa
-        ps = methods.build_prompts(method, items, culture, survey, list(catalogue.values()), order, similarity)
+        ps = methods.build_prompts(method, items, culture, survey, list(catalogue.values()), order, similarity=similarity)
         assert [p.key for p in ps] == [it.qid for it in items]
         assert ps[0].options == (1, 2, 3, 4)
         if method in (methods.P3, methods.P1_P3, methods.P2_P3):
@@ -102,7 +102,7 @@ def test_every_method_builds_prompts(survey, catalogue, order, similarity):
             assert ps[0].user == prompts.render_question(items[0])
     p3 = methods.build_prompts(methods.P3, items, usa, survey, list(catalogue.values()), order)[0]
     assert p3.system == prompts.system_culture_unaware()
-    p2 = methods.build_prompts(methods.P2_P3, items, usa, survey, list(catalogue.values()), order, similarity)[0]
+    p2 = methods.build_prompts(methods.P2_P3, items, usa, survey, list(catalogue.values()), order, similarity=similarity)[0]
     assert "Before you respond" in p2.system
 
 

@@ -23,6 +23,11 @@ def catalogue(paper_config):
 
 
 @pytest.fixture(scope="module")
+def similarity(data_dir):
+    return methods.load_similarity(data_dir / "data/country_similarity.json")
+
+
+@pytest.fixture(scope="module")
 def examples(data_dir):
     return json.loads((data_dir / "data/self_alignment_examples.json").read_text())
 
@@ -103,16 +108,17 @@ def test_generate_answers_outside_the_options_stay_as_parsed():
         assert rec["choice"] == shown and rec["position"] is None and rec["displayed_choice"] == shown
 
 
-def test_original_order_prompts_are_byte_identical_to_the_paper(survey, catalogue, examples):
+def test_original_order_prompts_are_byte_identical_to_the_paper(survey, catalogue, examples, similarity):
     """The hash of every prompt (all methods, all 259 items, USA and NGA) as built before option
     orders existed (commit 90923aa); the default order must not change a byte."""
     h = hashlib.sha256()
     for method in methods.METHODS:
         for code in ("USA", "NGA"):
             culture = None if method == methods.CULTURE_UNAWARE else catalogue[code]
-            built = methods.build_prompts(method, survey.items, culture, survey, list(catalogue.values()), examples)
+            built = methods.build_prompts(method, survey.items, culture, survey, list(catalogue.values()), examples,
+                                          similarity=similarity)
             explicit = methods.build_prompts(method, survey.items, culture, survey, list(catalogue.values()),
-                                             examples, order=ORIGINAL, order_seed=99)
+                                             examples, order=ORIGINAL, order_seed=99, similarity=similarity)
             assert built == explicit
             for p in built:
                 assert p.mapping.identity
@@ -121,14 +127,15 @@ def test_original_order_prompts_are_byte_identical_to_the_paper(survey, catalogu
 
 
 @pytest.mark.parametrize("order", [REVERSED, PERMUTED])
-def test_every_method_lists_options_in_the_order(survey, catalogue, examples, order):
+def test_every_method_lists_options_in_the_order(survey, catalogue, examples, similarity, order):
     items = survey.items[:12]
     usa = catalogue["USA"]
     for method in methods.METHODS:
         culture = None if method == methods.CULTURE_UNAWARE else usa
-        plain = methods.build_prompts(method, items, culture, survey, list(catalogue.values()), examples)
+        plain = methods.build_prompts(method, items, culture, survey, list(catalogue.values()), examples,
+                                      similarity=similarity)
         moved = methods.build_prompts(method, items, culture, survey, list(catalogue.values()), examples,
-                                      order=order, order_seed=3)
+                                      order=order, order_seed=3, similarity=similarity)
         for item, p, q in zip(items, plain, moved):
             assert q.system == p.system and q.options == p.options == tuple(item.numbers)
             assert q.mapping == option_order(item, order, 3)
