@@ -37,7 +37,7 @@ rule answer_pool_culture_aware:
         settings=config["answering"],
         method=lambda wildcards: wildcards.setting,
         culture=lambda wildcards: culture_record(wildcards.country),
-        catalogue=config["cultures"],
+        catalogue=CULTURES,
     log:
         "logs/{model}/answers/{source}/{setting}/{country}.log",
     threads: 2

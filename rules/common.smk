@@ -7,12 +7,14 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from culturespa.config import check_config, countries as configured_countries
+from culturespa.cultures import culture_entries
 from culturespa.fetch import read_checksums
 from culturespa.design import ALIGNMENT_FIGURES, RELEASED_FIGURES
 from culturespa.results import released_methods, variant_methods as configured_variants
 
-check_config(config, workdir=".")
+check_config(config, workdir=".")  # also expands ~ and $VARS in the path keys, in place
 
+CULTURES = culture_entries(config)  # the catalogue: cultures + extra_cultures
 COUNTRIES = configured_countries(config)
 TOPICS = list(range(13))
 RUN_MODELS = config.get("run_models", [])
@@ -59,7 +61,7 @@ def released_answer_files(model):
 
 def released_countries(model):
     """Every catalogued culture the authors released answers for (independent of 'countries')."""
-    codes = [c["code"] for c in config["cultures"]]
+    codes = [c["code"] for c in CULTURES]
     return [c for c in codes if f"result/{model}/wvs_result_culture_aware_{c}_0.json" in CHECKSUMS]
 
 
@@ -110,7 +112,7 @@ def figure_settings(wildcards):
     """What the run asked for (a variant or method outside it is drawn as 'not run'), and the
     country order."""
     if wildcards.root.endswith("released"):
-        codes = [c["code"] for c in config["cultures"]]
+        codes = [c["code"] for c in CULTURES]
         return {"source": "released", "variants": released_methods(config), "countries": codes}
     return {"source": "pipeline", "variants": configured_variants(config), "countries": COUNTRIES}
 
@@ -176,7 +178,7 @@ def model_input(wildcards):
 
 
 def culture_record(code):
-    return next(c for c in config["cultures"] if c["code"] == code)
+    return next(c for c in CULTURES if c["code"] == code)
 
 
 def raw_question_files(wildcards):

@@ -12,7 +12,7 @@ rule evaluate_wvs:
         settings=config["answering"],
         evaluation=config["evaluation"],
         countries=COUNTRIES,
-        catalogue=config["cultures"],
+        catalogue=CULTURES,
     log:
         "logs/{model}/eval/{variant}/run{run}/{method}.log",
     benchmark:

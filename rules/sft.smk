@@ -11,7 +11,7 @@ rule finetune_joint:
     params:
         model=lambda wildcards: model_spec(wildcards.model),
         preset=sft_preset("joint"),
-        catalogue=config["cultures"],
+        catalogue=CULTURES,
         seed=config["pairs"]["seed"],
         # undeclared, so Snakemake keeps it when it reruns a killed job: training resumes from it
         checkpoints="checkpoints/{model}/joint-{data}-{setting}-{fraction}",
@@ -43,7 +43,7 @@ rule finetune_specific:
     params:
         model=lambda wildcards: model_spec(wildcards.model),
         preset=sft_preset("specific"),
-        catalogue=config["cultures"],
+        catalogue=CULTURES,
         seed=config["pairs"]["seed"],
         checkpoints="checkpoints/{model}/specific-{data}-{setting}-{fraction}/{country}",
     log:
