@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -344,7 +345,9 @@ def _matrix_panels(panels, vmin=None, vmax=None, size: float = 2.2, diagonal: bo
     vmin = float(np.nanmin(values)) if vmin is None else vmin
     vmax = float(np.nanmax(values)) if vmax is None else vmax
     for ax, (title, frame) in zip(axes, present):
-        _heatmap(ax, frame, title, vmin, vmax, diagonal)
+        # wrapped to the panel's width: side by side, long titles would run into each other
+        wrapped = "\n".join(textwrap.fill(line, width=int(size * 14)) for line in title.splitlines())
+        _heatmap(ax, frame, wrapped, vmin, vmax, diagonal)
     cbar = fig.colorbar(axes[0].collections[0], ax=axes, shrink=0.8, fraction=0.03, pad=0.02)
     cbar.set_label(label, fontsize=7)
     cbar.ax.tick_params(labelsize=6)
@@ -367,15 +370,24 @@ def cross_cultural_matrices(res: Results, matrices: pd.DataFrame,
     each country, with each matrix's correlation with the WVS one."""
     from .scoring import CROSS_CORRELATION, PERSONA_VS_PERSONA, REFERENCE
 
+    no_r = defaultdict(list)  # why r is missing -> the panels it is missing for (said once, under the figure)
+
     def correlation(variant, method, frame):
         r = res.cell(variant, method, AVG, CROSS_CORRELATION)
-        return f"r = {r.value:.2f}" if r.ok else f"r: {r.missing}"
+        if r.ok:
+            return f"r = {r.value:.2f}"
+        no_r[r.missing].append(next(t for t, v, m in panels if (v, m) == (variant, method)))
+        return f"r: {MISSING_MARK} (see below)"
 
     frames = [("WVS reference", res.matrix(matrices, BASE, REFERENCE), "no reference matrix in the results")]
     frames += [_model_panel(res, matrices, PERSONA_VS_PERSONA, *panel, correlation) for panel in panels]
     fig, _, notes = _matrix_panels(frames, vmax=100.0, label="Similarity (alignment score)")
     fig.suptitle(f"{res.model}: cross-cultural alignment matrices (r: correlation with the WVS)", fontsize=9,
                  y=1.04)
+    n_drawn = sum(frame is not None for _, frame, _ in frames[1:])
+    for reason, titles in no_r.items():
+        where = "every panel" if len(titles) == n_drawn else ", ".join(titles)
+        notes.append(f"{MISSING_MARK} r ({where}): {reason}")
     add_notes(fig, notes)
     return fig
 

@@ -1,9 +1,10 @@
 """Read the tidy results tables for figures and tables, and say why a cell is missing.
 
 A cell is one (variant, method, country, metric). It is missing when the variant or method was
-not run (not in the config), when the run left no row, or when every answer was invalid (the
-score is NaN and ``n_invalid`` counts the answers). Figures and tables show the reason; nothing
-is filled with zeros.
+not run (not in the config), when the run left no row, when its adapter was not trained (the
+scorer's ``reason`` column says why, e.g. "not trained: 0 culture-related pairs for NGA"), when a
+correlation has too few countries, or when every answer was invalid (the score is NaN and
+``n_invalid`` counts the answers). Figures and tables show the reason; nothing is filled with zeros.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from . import io
 from .design import AVG, BASE, PAPER_SCORE
+from .scoring import CROSS_CORRELATION, MIN_CORRELATION_COUNTRIES
 
 
 BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
@@ -77,14 +79,18 @@ class Results:
             return Cell(missing=reason)
         t = self.table
         rows = t[(t.variant == variant) & (t.method == method) & (t.country == country) & (t.metric == metric)]
+        few = metric == CROSS_CORRELATION and len(self.countries) < MIN_CORRELATION_COUNTRIES
+        few_reason = f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries ({len(self.countries)} here)"
         if rows.empty:
-            return Cell(missing=f"no result row for {variant}/{method}/{country}/{metric}")
+            return Cell(missing=few_reason if few else f"no result row for {variant}/{method}/{country}/{metric}")
         r = rows.iloc[0]
         n_valid = int(r.get("n_valid", 0) or 0)
         n_invalid = int(r.get("n_invalid", 0) or 0)
         if pd.isna(r["value"]):
-            return Cell(n_valid=n_valid, n_invalid=n_invalid,
-                        missing=f"no valid answers ({n_valid} valid, {n_invalid} invalid)")
+            reason = r.get("reason")
+            if not isinstance(reason, str) or not reason:  # tables written before the reason column
+                reason = few_reason if few else f"no valid answers ({n_valid} valid, {n_invalid} invalid)"
+            return Cell(n_valid=n_valid, n_invalid=n_invalid, missing=reason)
         return Cell(float(r["value"]), _float(r.get("ci_low")), _float(r.get("ci_high")), n_valid, n_invalid)
 
     def series(self, variant: str, method: str, metric: str = PAPER_SCORE,

@@ -365,10 +365,11 @@ def aggregate_alignment(table_paths, matrix_paths, topic_paths, outputs) -> None
     keys = ["model", "variant", "method", "country", "metric"]
     numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "run"]
     table = pd.concat([io.read_csv(p, required=keys, numeric=numbers) for p in table_paths], ignore_index=True)
+    table["reason"] = table.get("reason")  # why a value is empty (scoring.py); older score files lack it
     summary = table.groupby(keys, sort=False, dropna=False).agg(
         value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
         n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
-        run_sd=("value", "std"),
+        run_sd=("value", "std"), reason=("reason", "first"),
     ).reset_index()
     io.write_csv(outputs.table, summary)
     mats = pd.concat([io.read_csv(p, required=["variant", "kind", "method", "row", "col"], numeric=["value", "run"])
@@ -379,8 +380,10 @@ def aggregate_alignment(table_paths, matrix_paths, topic_paths, outputs) -> None
     topics = pd.concat([io.read_csv(p, required=keys + ["topic", "topic_name"],
                                     numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
                        ignore_index=True)
+    topics["reason"] = topics.get("reason")
     by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
         value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+        reason=("reason", "first"),
     ).reset_index()
     io.write_csv(outputs.topics, by_topic)
     for row in summary[(summary.country == "AVG") & (summary.metric == "paper_score")].itertuples():
