@@ -257,9 +257,10 @@ def system_prompt_function(setting: str, catalogue: Sequence[Mapping], survey_fi
 
 
 def finetune_variant(model, wildcards, inputs, preset, catalogue, seed, checkpoints, outputs) -> None:
-    from .finetune import TrainSettings, train_adapter
+    from .finetune import TrainSettings, no_pairs_reason, train_adapter
 
     records = io.read_jsonl(inputs.pairs)
+    n_all = len(records)
     fraction = int(wildcards.fraction)
     if fraction < 100:
         records = pairs.nested_fraction(records, fraction / 100, seed)
@@ -275,6 +276,8 @@ def finetune_variant(model, wildcards, inputs, preset, catalogue, seed, checkpoi
         checkpoints,
         outputs.loss,
         outputs.stats,
+        # 0 pairs: the outputs say "not trained" with this reason, and the run goes on
+        empty_reason=no_pairs_reason(getattr(wildcards, "country", None), wildcards.data, n_all, fraction),
     )
     log.info("training stats: %s", stats)
 
@@ -306,6 +309,7 @@ def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, sett
     """One method for every country: answers (with persona, choice, probs) in one JSONL."""
     from .engine import Prompt, answer_to_file
     from .scoring import NO_PERSONA
+    from .untrained import evaluation_reason, not_answered
 
     survey = Survey.load(inputs.questions, inputs.proportions)
     items = evaluation_items(survey, evaluation.get("max_items"))
@@ -313,21 +317,26 @@ def evaluate_wvs(model, variant, method, run, inputs, countries, catalogue, sett
     cultures = catalogue_from_config({"cultures": catalogue})
     personas = [None] if method in methods.PERSONA_FREE else [cultures[c] for c in countries]
     adapters = {Path(a).parent.name: a for a in inputs.adapters}  # specific: country -> adapter
-    engine = None if variant != "base" and len(adapters) != 1 else (
+    unanswered = {a: why for a in inputs.adapters if (why := evaluation_reason(a))}  # adapters not trained
+    engine = None if variant != "base" and (len(adapters) != 1 or unanswered) else (
         load_engine(model, settings) if variant == "base" else _adapter_engine(model, inputs.adapters[0], settings)
     )
     combined = []
     for culture in personas:
         persona = culture.code if culture else NO_PERSONA
-        this = engine or _adapter_engine(model, adapters[persona], settings)
+        adapter = inputs.adapters[0] if len(adapters) == 1 else adapters.get(persona)
         chat = methods.build_prompts(method, items, culture, survey, list(cultures.values()), order)
-        records = answer_to_file(
-            this,
-            [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
-            f"{out_path}.{persona}.part",
-            mode=settings["mode"],
-            seed=settings["seed"] + 1000 * run,
-        )
+        if adapter in unanswered:  # no model loaded: every answer is recorded as not answered, with why
+            log.warning("%s: %s: its %d answers are recorded as not answered", persona, unanswered[adapter], len(chat))
+            records = not_answered([p.key for p in chat], unanswered[adapter])
+        else:
+            records = answer_to_file(
+                engine or _adapter_engine(model, adapter, settings),
+                [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat],
+                f"{out_path}.{persona}.part",
+                mode=settings["mode"],
+                seed=settings["seed"] + 1000 * run,
+            )
         combined += [{"persona": persona, "method": method, "run": run, **r} for r in records]
     io.write_jsonl(out_path, combined)
     for culture in personas:
@@ -398,11 +407,17 @@ def evaluate_mmlu(model, variant, inputs, settings, out_path) -> None:
     from .errors import ConfigError
     from .finetune import load_for_inference
     from .models import load, load_tokenizer
+    from .untrained import evaluation_reason
 
     if len(inputs.adapters) > 1:
         raise ConfigError(f"mmlu.variants: {variant} has one adapter per culture; compare a joint variant")
     bench = mmlu.load(inputs.zip, inputs.mapping, settings.get("subjects"), settings.get("max_per_subject"),
                       settings.get("seed", 0))
+    why = evaluation_reason(inputs.adapters[0]) if variant != "base" else None
+    if why:  # no model loaded: the comparison reports the adapter's accuracy as missing, with why
+        log.warning("%s: %s: MMLU recorded as not answered", variant, why)
+        io.write_jsonl(out_path, mmlu.not_answered(bench, why))
+        return
     if variant == "base":
         net, tokenizer = load(model["path"], dtype=model.get("dtype", "auto"), chat_template=model.get("chat_template"))
     else:

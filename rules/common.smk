@@ -83,6 +83,8 @@ def pipeline_outputs():
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
         out.append(f"results/{model}/alignment.csv")
+        if config["sft"]["variants"]:
+            out.append(f"results/{model}/sft/adapters.csv")
         if config["mmlu"]["zip"]:
             out.append(f"results/{model}/mmlu.csv")
     return out
@@ -140,6 +142,19 @@ def adapter_inputs(wildcards):
     if scope == "joint":
         return [f"{root}/adapter"]
     return [f"{root}/{c}/adapter" for c in COUNTRIES]
+
+
+def adapter_stats_files(wildcards):
+    """train_stats.json of every adapter of a model: one per joint variant, one per country of a
+    specific variant."""
+    out = []
+    for variant in config["sft"]["variants"]:
+        root = f"results/{wildcards.model}/sft/{variant}"
+        if parse_variant(variant)[0] == "joint":
+            out.append(f"{root}/train_stats.json")
+        else:
+            out += [f"{root}/{c}/train_stats.json" for c in COUNTRIES]
+    return out
 
 
 def variant_methods(variant):

@@ -59,3 +59,22 @@ rule finetune_specific:
         "../envs/model.yaml"
     script:
         "../scripts/finetune.py"
+
+
+# Every adapter of a model with its status (trained / not_trained, and why): the run's record of
+# which adapters had no pairs to train on; the run's closing message (Snakefile onsuccess) lists them.
+rule summarise_adapters:
+    input:
+        stats=adapter_stats_files,
+    output:
+        "results/{model}/sft/adapters.csv",
+    log:
+        "logs/{model}/sft/adapters.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/summarise_adapters.py"
