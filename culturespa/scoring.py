@@ -238,7 +238,7 @@ class _MethodScorer:
         n_invalid = sum(r["n_invalid"] for r in rows[:n])
         rows.append(dict(country=AVG, metric=CROSS_CORRELATION, value=corr, ci_low=np.nan, ci_high=np.nan,
                          n_valid=n_valid, n_invalid=n_invalid,
-                         reason=correlation_reason(per_country) if np.isnan(corr) else ""))
+                         reason=correlation_reason(per_country, cross) if np.isnan(corr) else ""))
         long = pd.concat([_long(value, cs, PROMPTED_VS_SURVEY), _long(cross, cs, PERSONA_VS_PERSONA)])
         return rows, long
 
@@ -268,8 +268,8 @@ class _MethodScorer:
         )
 
 
-def correlation_reason(per_country: dict[str, PersonaAnswers]) -> str:
-    """Why the correlation of a model's country matrix with the survey's is undefined."""
+def correlation_reason(per_country: dict[str, PersonaAnswers], cross: np.ndarray | None = None) -> str:
+    """Why the correlation of a model's country matrix (``cross``) with the survey's is undefined."""
     n = len(per_country)
     if n < MIN_CORRELATION_COUNTRIES:
         return f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries ({n} here)"
@@ -278,6 +278,11 @@ def correlation_reason(per_country: dict[str, PersonaAnswers]) -> str:
         why = "; ".join(f"{c}: {r}" for c, r in unasked.items())
         return (f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries with answers "
                 f"({n - len(unasked)} of {n}; {why})")
+    if cross is not None:
+        upper = np.asarray(cross, float)[np.triu_indices(n, k=1)]
+        upper = upper[~np.isnan(upper)]
+        if len(upper) >= 3 and np.std(upper) == 0:
+            return "undefined: the model's answers are equally similar between every pair of countries"
     return "undefined: fewer than 3 country pairs with valid answers, or a matrix without variation"
 
 

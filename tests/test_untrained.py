@@ -188,6 +188,12 @@ def test_two_countries_correlation_reason(survey):
     table, _ = score_answers(frame, survey, ["USA", "CHN"], "m", ScoringSettings(n_boot=20), baselines=False)
     row = table.query("metric == 'cross_culture_correlation'").iloc[0]
     assert np.isnan(row["value"]) and row["reason"] == "a correlation needs at least 3 countries (2 here)"
+    # 3 countries answered alike (here: each one's survey majority answers for USA): no variation
+    same = answers_frame(survey, items, skip=())
+    same = pd.concat([same[same.persona == "USA"].assign(persona=c) for c in COUNTRIES])
+    table, _ = score_answers(same, survey, COUNTRIES, "m", ScoringSettings(n_boot=20), baselines=False)
+    row = table.query("metric == 'cross_culture_correlation'").iloc[0]
+    assert row["reason"] == "undefined: the model's answers are equally similar between every pair of countries"
 
 
 def test_the_reason_reaches_results_tables_and_figures(eval_inputs, survey, tmp_path, paper_config):
