@@ -398,7 +398,8 @@ def pluralism(res: Results, matrices: pd.DataFrame) -> plt.Figure:
     from .scoring import IDENTIFIED, PROMPTED_VS_SURVEY
 
     def identified(variant, method, frame):
-        ident, n = res.cell(variant, method, AVG, IDENTIFIED), len(frame)
+        # the share is over the countries whose own prompt has a score (not those never answered)
+        ident, n = res.cell(variant, method, AVG, IDENTIFIED), int(np.isfinite(np.diag(frame.to_numpy(float))).sum())
         return f"own culture best for {round(ident.value * n)}/{n}" if ident.ok else f"identification: {ident.missing}"
 
     panels = [("Base model, P1", BASE, P1), ("CultureSPA, P1", CULTURESPA, P1)]
