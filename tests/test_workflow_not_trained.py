@@ -28,7 +28,12 @@ def run(snakemake_bin, data_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("not_trained")
     paths = work / "paths.yaml"
     paths.write_text(f"data_mirror: {data_dir}\nmmlu:\n  zip: {MMLU / 'mmlu.zip'}\n  mapping: {MMLU / 'mapping.json'}\n")
-    proc = run_snakemake(snakemake_bin, work, targets=("all",),
+    root = f"results/{MODEL}"
+    targets = [f"{root}/sft/adapters.csv", f"{root}/alignment.csv", f"{root}/mmlu.csv",
+               *(f"{root}/tables/{t}.md" for t in ("joint_specific_cct", "data_quantity", "general_ability")),
+               *(f"{root}/figures/{f}.png" for f in ("figure5_matrices", "figure6_data_quantity"))]
+    # 9 minutes on 2 shared cores when measured; the limit leaves room for a busier machine
+    proc = run_snakemake(snakemake_bin, work, targets=targets, timeout=2400,
                          configfiles=[REPO / "tests/configs/not_trained.yaml", paths])
     return work / "results" / MODEL, proc.stdout + proc.stderr
 
@@ -94,5 +99,5 @@ def test_cells_are_missing_with_the_reason(run):
     assert f"(NLD): not trained: {NLD_REASON}" in notes
     assert f"not trained: {JOINT_REASON}" in (root / "tables/data_quantity.md").read_text()
     assert f"not trained: {JOINT_REASON}" in (root / "tables/general_ability.md").read_text()
-    for name in ("figure1_alignment", "figure5_matrices", "figure6_data_quantity"):
+    for name in ("figure5_matrices", "figure6_data_quantity"):
         assert (root / "figures" / f"{name}.png").stat().st_size > 5_000
