@@ -7,6 +7,7 @@
 #   results/{model}/answers/{source}/culture_unaware.jsonl, .../{setting}/{country}.jsonl   step 2
 #   results/{model}/pairs/{source}/{setting}/{strategy}/{country|joint}.jsonl (+ stats.csv)  step 3
 #   results/{model}/sft/{variant}/[{country}/]adapter, loss.csv, train_stats.json                step 4
+#   results/{model}/sft/adapters.csv               every adapter's status (trained / not_trained, and why)
 #     variant = {joint|specific}-{crqpc|rds|cds}-{culture_aware|cross_culture}-{percent}
 #   results/{model}/eval/{variant}/run{run}/{method}.jsonl     WVS answers (variant base: no adapter)
 #   results/{model}/scores/{variant}.csv, results/{model}/alignment.csv, matrices.csv            step 5
@@ -50,6 +51,13 @@ rule all:
     input:
         get_final_output(),
         paper_outputs(),
+
+
+# the closing message names every adapter that had no pairs to train on (results/{model}/sft/adapters.csv)
+onsuccess:
+    from culturespa.untrained import report_not_trained
+
+    report_not_trained(f"results/{m}/sft/adapters.csv" for m in RUN_MODELS)
 
 
 # every figure and table, from a finished results/ (re-runs nothing upstream that is up to date)

@@ -20,15 +20,39 @@ class Culture:
         return f"{self.article} {self.adjective}"
 
 
+# The catalogue is `cultures` followed by `extra_cultures`: an overlay config file (a second
+# --configfile) replaces lists, so it adds cultures under `extra_cultures` and keeps the catalogue.
+CATALOGUE_KEYS = ("cultures", "extra_cultures")
+
+
+def catalogue_entries(config: Mapping) -> list[tuple[str, dict]]:
+    """(config key, entry) for every culture of the merged catalogue, in config order; a code
+    defined twice is an error naming both keys."""
+    out: list[tuple[str, dict]] = []
+    seen: dict[str, str] = {}
+    for key in CATALOGUE_KEYS:
+        for i, entry in enumerate(config.get(key) or []):
+            where, code = f"{key}[{i}]", entry["code"]
+            if code in seen:
+                raise ConfigError(
+                    f"config key '{where}.code': duplicate culture code {code!r} (already defined at '{seen[code]}')"
+                )
+            seen[code] = where
+            out.append((where, dict(entry)))
+    return out
+
+
+def culture_entries(config: Mapping) -> list[dict]:
+    """The merged catalogue (``cultures`` + ``extra_cultures``) as config entries: what every
+    reader of the catalogue uses instead of ``config["cultures"]``."""
+    return [entry for _, entry in catalogue_entries(config)]
+
+
 def catalogue_from_config(config: Mapping) -> dict[str, Culture]:
-    """All cultures the config describes, keyed by code, in config order."""
-    catalogue: dict[str, Culture] = {}
-    for i, entry in enumerate(config["cultures"]):
-        code = entry["code"]
-        if code in catalogue:
-            raise ConfigError(f"cultures[{i}].code: duplicate culture code {code!r}")
-        catalogue[code] = Culture(code, entry["adjective"], entry["article"], entry["continent"])
-    return catalogue
+    """All cultures the config describes (``cultures`` + ``extra_cultures``), keyed by code, in config order."""
+    return {
+        e["code"]: Culture(e["code"], e["adjective"], e["article"], e["continent"]) for e in culture_entries(config)
+    }
 
 
 def select(catalogue: Mapping[str, Culture], codes: Iterable[str], key: str = "countries") -> list[Culture]:
@@ -37,7 +61,7 @@ def select(catalogue: Mapping[str, Culture], codes: Iterable[str], key: str = "c
     for i, code in enumerate(codes):
         if code not in catalogue:
             raise ConfigError(
-                f"config key '{key}[{i}]': unknown culture code {code!r}; add it under 'cultures' "
+                f"config key '{key}[{i}]': unknown culture code {code!r}; add it under 'extra_cultures' "
                 f"(known: {', '.join(catalogue)})"
             )
         chosen.append(catalogue[code])

@@ -17,6 +17,7 @@ from .cultures import Culture
 from .methods import NO_PERSONA
 from .orders import ORIGINAL, map_records
 from .seeds import persona_seed, run_seed
+from .untrained import evaluation_reason, not_answered
 from .models import ModelSpec
 from .survey import Survey
 from .wvs import Item
@@ -73,8 +74,15 @@ def evaluate_persona(
     chat = methods.build_prompts(method, items, culture, survey, catalogue, example_order, order=order,
                                  order_seed=order_seed, similarity=similarity)
     prompts = engine_prompts(chat)
-    engine = load_engine(model, settings, adapter)
     cell = {"persona": persona, "method": method}
+    why = evaluation_reason(adapter) if adapter else None
+    if why:  # the adapter had nothing to train on: no model is loaded, every answer says why
+        log.warning("%s/%s: %s: its %d answers per run are recorded as not answered", method, persona, why, len(chat))
+        rows = [{**cell, "order": order, "run": run, **rec}
+                for run in range(runs) for rec in not_answered([p.key for p in chat], why)]
+        io.write_jsonl(out_path, rows)
+        return rows
+    engine = load_engine(model, settings, adapter)
     seed_of = lambda run: persona_seed(run_seed(settings.seed, run), settings.draws, method, persona)  # noqa: E731
     rows: list[dict] = []
     journals = []  # one per answering pass (``<out>.run<r>.partial``), kept until the output is written

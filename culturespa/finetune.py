@@ -10,6 +10,12 @@ Training is transformers ``Trainer`` + peft LoRA on a bitsandbytes nf4 base (QLo
 to an undeclared folder so a killed job resumes; the adapter, the loss curve and the run statistics
 are written atomically. ``load_for_inference`` merges an adapter into the full-precision base, as
 the paper evaluates.
+
+An adapter with no pair to train on (a small run, or a model whose culture-aware answers never
+differ from its culture-unaware ones for a culture) is not an error: its outputs are written as
+"not trained" (the adapter folder holds ``not_trained.json`` with the reason, ``loss.csv`` only its
+header, ``train_stats.json`` status and reason), so the run goes on; ``adapter_status`` reads it
+back, and its evaluations and table cells are missing with that reason (``untrained.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 CHECKPOINT_FINGERPRINT = "culturespa_run.json"
 STATS_FILE = "train_stats.json"
+NOT_TRAINED_FILE = "not_trained.json"  # in the adapter folder, instead of the adapter, when nothing was trained
+TRAINED, NOT_TRAINED = "trained", "not_trained"  # train_stats.json "status"
+PAIR_SET_NAMES = {"crqpc": "culture-related pairs", "rds": "RDS pairs", "cds": "CDS pairs"}
 LOSS_COLUMNS = ["step", "epoch", "loss", "learning_rate"]
 VARIANTS = ("joint", "specific")
 
@@ -509,6 +518,7 @@ def train_adapter(
     loss_csv: str | Path,
     stats_json: str | Path | None = None,
     callbacks: Sequence = (),
+    empty_reason: str | None = None,
 ) -> dict:
     """Train one LoRA adapter of ``model`` (a ``models.ModelSpec`` or its dict; its chat template
     renders the examples, as it renders evaluation prompts) on ``records`` (pair records) and save
@@ -518,13 +528,16 @@ def train_adapter(
     cross-cultural-thinking variant). ``checkpoint_dir`` holds the Trainer's checkpoints: if it has
     one from the same run (same model, settings and examples), training resumes from it. Writes,
     each atomically: the adapter folder (with ``train_stats.json`` and ``train_settings.json``),
-    ``loss_csv`` and, if given, ``stats_json``. Returns the run statistics.
+    ``loss_csv`` and, if given, ``stats_json``. Returns the run statistics. With no record, the
+    same outputs are written as not trained (``write_not_trained``) with ``empty_reason``.
     """
     started = time.perf_counter()
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     records = list(records)
     if not records:
-        raise CultureSPAError(f"no training examples for {out_dir} (0 pair records): nothing to fine-tune on")
+        if not settings.keep_checkpoints:  # checkpoints of an earlier run on other data
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return write_not_trained(out_dir, loss_csv, stats_json, empty_reason or f"0 pair records for {out_dir}")
 
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
@@ -592,6 +605,7 @@ def train_adapter(
     curve = loss_frame(trainer.state.log_history)
     steps = int(trainer.state.global_step)
     stats = {
+        "status": TRAINED,
         "n_examples": len(examples),
         "n_records": len(records),
         "n_truncated": sum(ex["truncated"] for ex in examples),
@@ -623,6 +637,56 @@ def train_adapter(
         out_dir, steps, stats["final_loss"], stats["wall_seconds"], stats["peak_rss_mb"],
     )
     return stats
+
+
+def no_pairs_reason(country: str | None, data: str = "crqpc", n_all: int = 0, percent: int = 100) -> str:
+    """Why an adapter has nothing to train on: '0 culture-related pairs for NGA' (``country`` None:
+    the culture-joint adapter, 'for any culture'); with ``n_all`` pairs of which ``percent`` % rounds to 0,
+    '0 of the 2 culture-related pairs for any culture at 10%'."""
+    what = PAIR_SET_NAMES.get(data, f"{data} pairs")
+    who = country or "any culture"
+    if n_all and percent < 100:
+        return f"0 of the {n_all} {what} for {who} at {percent}%"
+    return f"0 {what} for {who}"
+
+
+def write_not_trained(out_dir: str | Path, loss_csv: str | Path, stats_json: str | Path | None, reason: str,
+                      n_pairs: int = 0) -> dict:
+    """The declared outputs of a training job that had nothing to train on, each written atomically:
+    ``out_dir`` holding only ``not_trained.json`` (status, reason, n_pairs), ``loss_csv`` with its
+    header and no rows, ``stats_json`` with the status and reason. Returns the statistics."""
+    import pandas as pd
+
+    marker = {"status": NOT_TRAINED, "reason": reason, "n_pairs": n_pairs}
+    with io.atomic_dir(out_dir) as tmp:
+        (tmp / NOT_TRAINED_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+    io.write_csv(loss_csv, pd.DataFrame(columns=LOSS_COLUMNS))
+    stats = {**marker, "n_records": n_pairs, "n_examples": 0, "steps": 0}
+    if stats_json is not None:
+        io.write_json(stats_json, stats)
+    log.warning("%s: not trained: %s (its evaluations are recorded as not answered)", out_dir, reason)
+    return stats
+
+
+@dataclass(frozen=True)
+class AdapterStatus:
+    trained: bool
+    reason: str | None = None  # why it was not trained
+    n_pairs: int | None = None
+
+
+def adapter_status(adapter_dir: str | Path) -> AdapterStatus:
+    """Whether a step-4 adapter folder holds a trained adapter or the not-trained marker (and why)."""
+    adapter_dir = Path(adapter_dir)
+    marker = adapter_dir / NOT_TRAINED_FILE
+    if marker.is_file():
+        info = io.read_json(marker)
+        return AdapterStatus(False, info.get("reason") or "no reason recorded", info.get("n_pairs"))
+    if (adapter_dir / "adapter_config.json").is_file():
+        return AdapterStatus(True)
+    raise CultureSPAError(
+        f"{adapter_dir}: neither a LoRA adapter (adapter_config.json) nor a not-trained marker ({NOT_TRAINED_FILE})"
+    )
 
 
 def _make_loss_logger():
@@ -677,20 +741,25 @@ def load_for_inference(model, adapter_dir: str | Path, device: str | None = None
 
 def train_variant(model, pairs_path: str, setting: str, percent: int, cultures: Sequence[Mapping], survey_files,
                   preset: Mapping, scope: str, seed: int, checkpoint_dir: str, adapter_out: str, loss_out: str,
-                  stats_out: str, similarity_file: str | None = None) -> dict:
+                  stats_out: str, similarity_file: str | None = None, country: str | None = None,
+                  data: str = "crqpc") -> dict:
     """Step 4 for one adapter: ``percent`` % of the pair records in ``pairs_path`` (a nested,
     seeded subsample below 100), each example's system prompt the P1 (or, for ``setting``
     cross_culture, the P2) prompt of its culture; ``preset``: the training preset's settings;
-    ``scope``: "joint" or "specific" (its effective batch)."""
+    ``scope``: "joint" or "specific" (its effective batch); ``country``: a culture-specific
+    adapter's culture, ``data``: the pair set (crqpc, rds, cds), both for the reason written when
+    there is nothing to train on (the run goes on, the adapter recorded as not trained)."""
     from . import pairs
     from .methods import training_system_prompts
 
     records = io.read_jsonl(pairs_path)
+    n_all = len(records)
     if percent < 100:
         records = pairs.nested_fraction(records, percent / 100, seed)
     settings = TrainSettings.from_preset(preset, variant=scope)
     log.info("training a %s adapter on %d pairs (%d%% of %s)", scope, len(records), percent, pairs_path)
     system_for = training_system_prompts(setting, cultures, survey_files, similarity_file)
-    stats = train_adapter(model, records, system_for, adapter_out, settings, checkpoint_dir, loss_out, stats_out)
+    stats = train_adapter(model, records, system_for, adapter_out, settings, checkpoint_dir, loss_out, stats_out,
+                          empty_reason=no_pairs_reason(country, data, n_all, percent))
     log.info("training stats: %s", stats)
     return stats

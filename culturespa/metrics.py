@@ -83,18 +83,21 @@ def own_vs_other_margin(matrix: np.ndarray) -> np.ndarray:
 def own_rank(matrix: np.ndarray) -> np.ndarray:
     """Per survey country j: the rank (1 = best) of the prompt "as j" among all prompts scored on j.
 
-    Ties share the average rank, so a model that ignores the persona gets the middle rank.
+    Ties share the average rank, so a model that ignores the persona gets the middle rank. NaN
+    where "as j" has no score (no valid answer, or never asked); prompts without a score are not ranked.
     """
     s = np.asarray(matrix, float)
     diag = np.diag(s)
     better = (s > diag[None, :]).sum(axis=0)
     ties = (s == diag[None, :]).sum(axis=0) - 1
-    return 1.0 + better + ties / 2.0
+    return np.where(np.isnan(diag), np.nan, 1.0 + better + ties / 2.0)
 
 
 def identified(matrix: np.ndarray) -> np.ndarray:
-    """Per survey country j: 1.0 if prompting as j scores strictly best against j's survey."""
-    return (own_rank(matrix) == 1.0).astype(float)
+    """Per survey country j: 1.0 if prompting as j scores strictly best against j's survey (NaN
+    where "as j" has no score)."""
+    rank = own_rank(matrix)
+    return np.where(np.isnan(rank), np.nan, (rank == 1.0).astype(float))
 
 
 def matrix_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -73,7 +73,8 @@ SPLITS = ("dev", "val", "test")
 HEADER = "The following are multiple choice questions (with answers) about {subject}.\n\n"
 FORMATS = ("chat", "plain", "llama_factory")
 SHOTS = ("first", "random")
-COMPARE_COLUMNS = ["model", "variant", "category", "metric", "value", "ci_low", "ci_high", "n"]
+COMPARE_COLUMNS = ["model", "variant", "category", "metric", "value", "ci_low", "ci_high", "n", "reason"]
+NOT_ANSWERED = "not_answered"  # scoring.NOT_ANSWERED: a record of a model that was never asked (untrained.py)
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,13 @@ def evaluate(
     return records
 
 
+def not_answered(bench: Benchmark, reason: str) -> list[dict]:
+    """Records for every selected question, none answered (the adapter was not trained): the
+    comparison reports its accuracy as missing with ``reason``."""
+    return [{"subject": q.subject, "category": bench.category(q.subject), "index": q.index, "gold": q.answer,
+             "pred": None, "correct": None, "status": NOT_ANSWERED, "reason": reason} for q in bench.questions]
+
+
 # --- summaries --------------------------------------------------------------------------------
 
 
@@ -441,15 +449,22 @@ def compare(
     cats = np.array([base[k]["category"] for k in keys])
     b = np.array([bool(base[k]["correct"]) for k in keys], dtype=float)
     a = np.array([bool(adapter[k]["correct"]) for k in keys], dtype=float)
+    unasked = [adapter[k].get("reason") or "not answered" for k in keys if adapter[k].get("status") == NOT_ANSWERED]
+    if unasked and len(unasked) < len(keys):
+        raise CultureSPAError(f"MMLU adapter records: {len(unasked)} of {len(keys)} questions were not answered")
     rows = []
     for cat in [c for c in CATEGORIES if c in set(cats)] + [OVERALL]:
         sel = np.ones(len(keys), bool) if cat == OVERALL else cats == cat
         n = int(sel.sum())
         for metric, values in (("accuracy_base", b[sel]), ("accuracy", a[sel]), ("delta", a[sel] - b[sel])):
+            if unasked and metric != "accuracy_base":  # the adapter was never asked: missing, with the reason
+                rows.append({"model": model, "variant": variant, "category": cat, "metric": metric,
+                             "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": n, "reason": unasked[0]})
+                continue
             rng = np.random.default_rng(derive_seed(seed, "mmlu-bootstrap", cat, metric))
             lo, hi = _bootstrap_ci(values, n_boot, rng)
             rows.append({"model": model, "variant": variant, "category": cat, "metric": metric,
-                         "value": float(values.mean()), "ci_low": lo, "ci_high": hi, "n": n})
+                         "value": float(values.mean()), "ci_low": lo, "ci_high": hi, "n": n, "reason": ""})
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 
@@ -464,8 +479,16 @@ def evaluate_file(model, adapter: str | None, zip_path: str, mapping_path: str, 
     from .finetune import load_for_inference
     from .models import as_spec
 
+    from .untrained import evaluation_reason
+
     spec = as_spec(model)
     bench = load(zip_path, mapping_path, subjects, max_per_subject, seed)
+    why = evaluation_reason(adapter) if adapter else None
+    if why:  # no model loaded: the comparison reports the adapter's accuracy as missing, with why
+        log.warning("%s: MMLU recorded as not answered", why)
+        records = not_answered(bench, why)
+        io.write_jsonl(out_path, records)
+        return records
     if adapter is None:
         net, tokenizer = spec.load()
     else:

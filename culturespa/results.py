@@ -3,8 +3,10 @@
 A cell is one (variant, method, country, metric) in one option order (``orders``; default the
 original order, also for tables without an ``order`` column). It is missing when the variant,
 method or order was not run (not in the config, or not released by the authors), when the run
-left no row, or when every answer was invalid (the score is NaN and ``n_invalid`` counts the
-answers). Figures and tables show the reason; nothing is filled with zeros.
+left no row, when its adapter was not trained (the scorer's ``reason`` column says why, e.g. "not
+trained: 0 culture-related pairs for NGA"), when a correlation has too few countries, or when
+every answer was invalid (the score is NaN and ``n_invalid`` counts the answers). Figures and
+tables show the reason; nothing is filled with zeros.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from . import io
 from .design import AVG, BASE, PAPER_SCORE
 from .orders import MEAN, ORIGINAL
+from .scoring import CROSS_CORRELATION, MIN_CORRELATION_COUNTRIES
 
 
 BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
@@ -92,15 +95,19 @@ class Results:
             rows = rows[rows.order == order]
         elif order != ORIGINAL:
             rows = rows.iloc[:0]  # a table from before option orders: the original order only
+        few = metric == CROSS_CORRELATION and len(self.countries) < MIN_CORRELATION_COUNTRIES
+        few_reason = f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries ({len(self.countries)} here)"
         if rows.empty:
             where = f"{variant}/{method}/{country}/{metric}" + (f" ({order} order)" if order != ORIGINAL else "")
-            return Cell(missing=f"no result row for {where}")
+            return Cell(missing=few_reason if few else f"no result row for {where}")
         r = rows.iloc[0]
         n_valid = int(r.get("n_valid", 0) or 0)
         n_invalid = int(r.get("n_invalid", 0) or 0)
         if pd.isna(r["value"]):
-            return Cell(n_valid=n_valid, n_invalid=n_invalid,
-                        missing=f"no valid answers ({n_valid} valid, {n_invalid} invalid)")
+            reason = r.get("reason")
+            if not isinstance(reason, str) or not reason:  # tables written before the reason column
+                reason = few_reason if few else f"no valid answers ({n_valid} valid, {n_invalid} invalid)"
+            return Cell(n_valid=n_valid, n_invalid=n_invalid, missing=reason)
         return Cell(float(r["value"]), _float(r.get("ci_low")), _float(r.get("ci_high")), n_valid, n_invalid)
 
     def series(self, variant: str, method: str, metric: str = PAPER_SCORE,

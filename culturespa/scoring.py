@@ -7,9 +7,12 @@ baselines, our fine-tuned models). The input is a long frame with columns
     and optionally choice (int option number) and probs (list of option probabilities)
 
 ``persona`` is the country the prompt named, or ``NO_PERSONA`` for culture-unaware prompts,
-whose answers are scored against every country. The output has one row per
+whose answers are scored against every country. A record with ``status`` ``NOT_ANSWERED`` was
+never asked (its adapter was not trained): it counts neither as valid nor as invalid, and its
+``reason`` becomes the reason of the cells it leaves empty. The output has one row per
 (method, country, metric): ``model, method, country, metric, value, ci_low, ci_high, n_valid,
-n_invalid``, with an ``AVG`` row per method and metric.
+n_invalid, reason`` (``reason``: why ``value`` is empty, where the scorer knows; else empty), with
+an ``AVG`` row per method and metric.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from .parsing import parse_paper, parse_strict
 from .survey import Survey
 
 AVG = "AVG"
-COLUMNS = ["model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"]
+COLUMNS = ["model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid", "reason"]
+NOT_ANSWERED = "not_answered"  # an answer record's status when it was never asked (untrained.py)
+MIN_CORRELATION_COUNTRIES = 3  # metrics.matrix_correlation needs 3 country pairs: 3 countries
 
 PAPER_SCORE = "paper_score"
 JS = "js_similarity"
@@ -88,6 +93,8 @@ class PersonaAnswers:
     paper: np.ndarray
     strict: np.ndarray
     dists: list  # per question: array over options, or None
+    skipped: np.ndarray | None = None  # per question: never asked (NOT_ANSWERED), so not invalid either
+    reason: str | None = None  # why no question was asked, when none was
 
     @property
     def n_paper_valid(self):
@@ -99,12 +106,19 @@ def align_answers(frame: pd.DataFrame, survey: Survey) -> PersonaAnswers:
     n = len(survey.items)
     paper, strict = np.full(n, np.nan), np.full(n, np.nan)
     dists: list = [None] * n
+    skipped, reasons, n_asked = np.zeros(n, bool), [], 0
     has_choice = "choice" in frame.columns
     has_probs = "probs" in frame.columns
+    has_status = "status" in frame.columns
     for rec in frame.itertuples(index=False):
         i = survey.index.get(rec.qid)
         if i is None:
             continue
+        if has_status and rec.status == NOT_ANSWERED:
+            skipped[i] = True
+            reasons.append(getattr(rec, "reason", None) or "not answered")
+            continue
+        n_asked += 1
         item = survey.items[i]
         choice = getattr(rec, "choice", None) if has_choice else None
         if choice is not None and not pd.isna(choice):
@@ -121,11 +135,14 @@ def align_answers(frame: pd.DataFrame, survey: Survey) -> PersonaAnswers:
             dists[i] = vec / vec.sum()
         elif s is not None:
             dists[i] = metrics.one_hot(s, item.first, item.n_options)
-    return PersonaAnswers(paper, strict, dists)
+    return PersonaAnswers(paper, strict, dists, skipped, reasons[0] if reasons and not n_asked else None)
 
 
-def _counts(valid: np.ndarray, has_survey: np.ndarray) -> tuple[int, int]:
-    return int(np.sum(valid & has_survey)), int(np.sum(~valid & has_survey))
+def _counts(valid: np.ndarray, has_survey: np.ndarray, skipped: np.ndarray | None = None) -> tuple[int, int]:
+    invalid = ~valid & has_survey
+    if skipped is not None:
+        invalid &= ~skipped
+    return int(np.sum(valid & has_survey)), int(np.sum(invalid))
 
 
 def _dist_values(ans: PersonaAnswers, survey: Survey, country: str, fn) -> np.ndarray:
@@ -169,8 +186,8 @@ class _MethodScorer:
             d2, m2 = self.paper_parts(ans.paper, c)
             value = float(self._paper_from_parts(d2.sum(), m2.sum()))
             boot = self._paper_from_parts(self.weights @ d2, self.weights @ m2)
-            nv, ni = _counts(~np.isnan(ans.paper), has_survey[c])
-            rows.append(self._row(PAPER_SCORE, c, value, boot, nv, ni))
+            nv, ni = _counts(~np.isnan(ans.paper), has_survey[c], ans.skipped)
+            rows.append(self._row(PAPER_SCORE, c, value, boot, nv, ni, ans.reason))
             boots.append(boot)
             values.append(value)
         rows.append(self._avg_row(PAPER_SCORE, values, boots, rows))
@@ -179,13 +196,17 @@ class _MethodScorer:
             rows += self.question_mean(
                 name,
                 {c: _dist_values(per_country[c], self.survey, c, fn) for c in self.countries},
-                {c: _counts(~np.isnan(per_country[c].strict), has_survey[c]) for c in self.countries},
+                {c: _counts(~np.isnan(per_country[c].strict), has_survey[c], per_country[c].skipped)
+                 for c in self.countries},
+                {c: per_country[c].reason for c in self.countries},
             )
         return rows
 
-    def question_mean(self, metric: str, values: dict[str, np.ndarray], counts: dict[str, tuple[int, int]]) -> list[dict]:
+    def question_mean(self, metric: str, values: dict[str, np.ndarray], counts: dict[str, tuple[int, int]],
+                      reasons: dict[str, str | None] | None = None) -> list[dict]:
         """Rows of a per-question metric averaged over questions (NaN = not counted), per country
-        and AVG, with the bootstrap over questions; ``counts``: (n_valid, n_invalid) per country."""
+        and AVG, with the bootstrap over questions; ``counts``: (n_valid, n_invalid) per country;
+        ``reasons``: why a country has no value, where known."""
         rows, boots, means = [], [], []
         for c in self.countries:
             v = values[c]
@@ -194,7 +215,7 @@ class _MethodScorer:
             with np.errstate(invalid="ignore", divide="ignore"):
                 boot = (self.weights @ vz) / (self.weights @ mask)
             value = metrics.weighted_mean(v)
-            rows.append(self._row(metric, c, value, boot, *counts[c]))
+            rows.append(self._row(metric, c, value, boot, *counts[c], (reasons or {}).get(c)))
             boots.append(boot)
             means.append(value)
         rows.append(self._avg_row(metric, means, boots, rows))
@@ -223,14 +244,19 @@ class _MethodScorer:
             b = np.stack([fn(boot[:, :, k]) for k in range(boot.shape[2])], axis=1)  # n x B
             start = len(rows)
             for k, c in enumerate(cs):
-                nv = int(np.sum(~np.isnan(per_country[c].paper)))
-                rows.append(self._row(name, c, float(v[k]), b[k], nv, len(self.survey.items) - nv))
+                ans = per_country[c]
+                nv = int(np.sum(~np.isnan(ans.paper)))
+                n_skipped = 0 if ans.skipped is None else int(ans.skipped.sum())
+                rows.append(self._row(name, c, float(v[k]), b[k], nv, len(self.survey.items) - nv - n_skipped,
+                                      ans.reason))
             rows.append(self._avg_row(name, list(v), list(b), rows[start:]))
         reference = self.reference_matrix()
         corr = metrics.matrix_correlation(cross, reference)
         n_valid = sum(r["n_valid"] for r in rows[:n])
+        n_invalid = sum(r["n_invalid"] for r in rows[:n])
         rows.append(dict(country=AVG, metric=CROSS_CORRELATION, value=corr, ci_low=np.nan, ci_high=np.nan,
-                         n_valid=n_valid, n_invalid=n * len(self.survey.items) - n_valid))
+                         n_valid=n_valid, n_invalid=n_invalid,
+                         reason=correlation_reason(per_country, cross) if np.isnan(corr) else ""))
         long = pd.concat([_long(value, cs, PROMPTED_VS_SURVEY), _long(cross, cs, PERSONA_VS_PERSONA)])
         return rows, long
 
@@ -238,12 +264,13 @@ class _MethodScorer:
         cs = self.countries
         return np.array([[self.survey.similarity(a, b) for b in cs] for a in cs])
 
-    def _row(self, metric, country, value, boot, n_valid, n_invalid):
+    def _row(self, metric, country, value, boot, n_valid, n_invalid, reason=None):
         """A table row; ``boot`` (the bootstrap samples, for statistics of several rows such as a
-        mean over option orders) is dropped when the rows become a table (``COLUMNS``)."""
+        mean over option orders) is dropped when the rows become a table (``COLUMNS``); ``reason``:
+        why the value is empty, where known."""
         lo, hi = self.ci(boot) if not np.isnan(value) else (np.nan, np.nan)
         return dict(country=country, metric=metric, value=value, ci_low=lo, ci_high=hi, n_valid=n_valid,
-                    n_invalid=n_invalid, boot=boot)
+                    n_invalid=n_invalid, boot=boot, reason=(reason or "") if np.isnan(value) else "")
 
     def _avg_row(self, metric, values, boots, country_rows):
         values = np.asarray(values, float)
@@ -254,9 +281,30 @@ class _MethodScorer:
             with warnings.catch_warnings():  # a resample where every country is NaN stays NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
                 boot = np.nanmean(np.vstack(boots), axis=0)
+        # an average with no country at all has a reason when every country's is the same one
+        reasons = {r.get("reason") for r in country_rows}
         return self._row(
-            metric, AVG, value, boot, sum(r["n_valid"] for r in country_rows), sum(r["n_invalid"] for r in country_rows)
+            metric, AVG, value, boot, sum(r["n_valid"] for r in country_rows), sum(r["n_invalid"] for r in country_rows),
+            reasons.pop() if len(reasons) == 1 else None,
         )
+
+
+def correlation_reason(per_country: dict[str, PersonaAnswers], cross: np.ndarray | None = None) -> str:
+    """Why the correlation of a model's country matrix (``cross``) with the survey's is undefined."""
+    n = len(per_country)
+    if n < MIN_CORRELATION_COUNTRIES:
+        return f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries ({n} here)"
+    unasked = {c: a.reason for c, a in per_country.items() if a.reason}
+    if n - len(unasked) < MIN_CORRELATION_COUNTRIES:
+        why = "; ".join(f"{c}: {r}" for c, r in unasked.items())
+        return (f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries with answers "
+                f"({n - len(unasked)} of {n}; {why})")
+    if cross is not None:
+        upper = np.asarray(cross, float)[np.triu_indices(n, k=1)]
+        upper = upper[~np.isnan(upper)]
+        if len(upper) >= 3 and np.std(upper) == 0:
+            return "undefined: the model's answers are equally similar between every pair of countries"
+    return "undefined: fewer than 3 country pairs with valid answers, or a matrix without variation"
 
 
 def per_country_answers(frame: pd.DataFrame, survey: Survey, countries: Sequence[str], method: str = "") -> dict[str, PersonaAnswers]:
@@ -407,7 +455,8 @@ def write_alignment(table: pd.DataFrame, matrices: pd.DataFrame, table_path, mat
     write_csv(table_path, table)
 
 
-TOPIC_COLUMNS = ["model", "method", "country", "topic", "topic_name", "metric", "value", "n_valid", "n_invalid"]
+TOPIC_COLUMNS = ["model", "method", "country", "topic", "topic_name", "metric", "value", "n_valid", "n_invalid",
+                 "reason"]
 
 
 def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str], model: str) -> pd.DataFrame:
@@ -430,19 +479,22 @@ def topic_scores(answers: pd.DataFrame, survey: Survey, countries: Sequence[str]
             values, n_valid, n_invalid = [], 0, 0
             for c in countries:
                 g = survey.majority[survey.row(c)]
-                a = per_country[c].paper
+                ans = per_country[c]
+                a = ans.paper
                 weights = in_topic.astype(float)
                 value = metrics.paper_score(a, g, survey.max_dist, weights=weights)
-                has = in_topic & ~np.isnan(g)
-                nv, ni = int(np.sum(has & ~np.isnan(a))), int(np.sum(has & np.isnan(a)))
+                nv, ni = _counts(~np.isnan(a), in_topic & ~np.isnan(g), ans.skipped)
+                reason = (ans.reason or "") if np.isnan(value) else ""
                 rows.append(dict(model=model, method=method, country=c, topic=int(t), topic_name=TOPIC_NAMES[t],
-                                 metric=PAPER_SCORE, value=value, n_valid=nv, n_invalid=ni))
-                values.append(value)
+                                 metric=PAPER_SCORE, value=value, n_valid=nv, n_invalid=ni, reason=reason))
+                values.append((value, reason))
                 n_valid, n_invalid = n_valid + nv, n_invalid + ni
-            finite = [v for v in values if not np.isnan(v)]
+            finite = [v for v, _ in values if not np.isnan(v)]
+            reasons = {r for _, r in values}
             rows.append(dict(model=model, method=method, country=AVG, topic=int(t), topic_name=TOPIC_NAMES[t],
                              metric=PAPER_SCORE, value=float(np.mean(finite)) if finite else float("nan"),
-                             n_valid=n_valid, n_invalid=n_invalid))
+                             n_valid=n_valid, n_invalid=n_invalid,
+                             reason=reasons.pop() if not finite and len(reasons) == 1 else ""))
     return pd.DataFrame(rows, columns=TOPIC_COLUMNS)
 
 
@@ -498,7 +550,7 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
     summary = table.groupby(keys, sort=False, dropna=False).agg(
         value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
         n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
-        run_sd=("value", "std"),
+        run_sd=("value", "std"), reason=("reason", "first"),
     ).reset_index()
     write_csv(table_out, summary)
     mats = pd.concat([read_csv(p, required=["variant", "kind", "method", "order", "row", "col"],
@@ -506,11 +558,13 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
     mats["method"] = mats["method"].fillna("")
     mean = mats.groupby(["variant", "kind", "method", "order", "row", "col"], sort=False)["value"].mean().reset_index()
     write_csv(matrices_out, mean)
-    topics = pd.concat([read_csv(p, required=keys + ["topic", "topic_name"],
+    topic_keys = ["model", "variant", "method", "country", "topic", "topic_name", "metric"]  # original order only
+    topics = pd.concat([read_csv(p, required=topic_keys,
                                  numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
                        ignore_index=True)
     by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
         value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
+        reason=("reason", "first"),
     ).reset_index()
     write_csv(topics_out, by_topic)
     for row in summary[(summary.country == AVG) & (summary.metric == PAPER_SCORE)].itertuples():

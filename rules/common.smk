@@ -15,7 +15,7 @@ from culturespa.methods import NO_PERSONA, PERSONA_FREE, p2_candidates, uses_nei
 from culturespa.models import ModelSpec
 from culturespa.results import variant_methods as configured_variants
 
-check_config(config, workdir=".")
+check_config(config, workdir=".")  # also expands ~ and $VARS in the path keys, in place
 
 CATALOGUE = catalogue_from_config(config)
 COUNTRIES = configured_countries(config)
@@ -82,6 +82,8 @@ def pipeline_outputs():
         for setting in config["pairs"]["settings"]:
             out.append(f"results/{model}/pairs/{SOURCE}/{setting}/stats.csv")
         out.append(f"results/{model}/alignment.csv")
+        if config["sft"]["variants"]:
+            out.append(f"results/{model}/sft/adapters.csv")
         if config["mmlu"]["enabled"] and config["mmlu"]["variants"]:  # no adapter: nothing to compare
             out.append(f"results/{model}/mmlu.csv")
     return out
@@ -151,6 +153,19 @@ def training_cultures(wildcards):
         for record in prompt_cultures(code, wildcards.setting):
             records[record["code"]] = record
     return list(records.values())
+
+
+def adapter_stats_files(wildcards):
+    """train_stats.json of every adapter of a model: one per joint variant, one per country of a
+    specific variant."""
+    out = []
+    for variant in config["sft"]["variants"]:
+        root = f"results/{wildcards.model}/sft/{variant}"
+        if parse_variant(variant)[0] == "joint":
+            out.append(f"{root}/train_stats.json")
+        else:
+            out += [f"{root}/{c}/train_stats.json" for c in COUNTRIES]
+    return out
 
 
 def adapter_input(wildcards):

@@ -63,3 +63,22 @@ rule finetune_specific:
         checkpoints="checkpoints/{model}/specific-{data}-{setting}-{fraction}/{country}",
     script:
         "../scripts/finetune.py"
+
+
+# Every adapter of a model with its status (trained / not_trained, and why): the run's record of
+# which adapters had no pairs to train on; the run's closing message (Snakefile onsuccess) lists them.
+rule summarise_adapters:
+    input:
+        stats=adapter_stats_files,
+    output:
+        "results/{model}/sft/adapters.csv",
+    log:
+        "logs/{model}/sft/adapters.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/summarise_adapters.py"

@@ -20,6 +20,8 @@ run_logged(
         snakemake.output.loss,
         snakemake.output.stats,
         similarity_file=snakemake.input.similarity,
+        country=snakemake.wildcards.get("country"),
+        data=snakemake.wildcards.data,
     ),
     threads=snakemake.threads,
     gpus=snakemake.resources.get("gpu", 0),

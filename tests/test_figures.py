@@ -7,6 +7,7 @@ import pytest
 from matplotlib.patches import Rectangle
 from workflow_rules import REPO, caption_of, producers, workflow
 
+from culturespa.figures.style import matrix_panels
 from culturespa import figures
 from culturespa.design import AVG, BASE, CULTURESPA, P1
 from culturespa.results import Results
@@ -207,3 +208,51 @@ def test_every_figure_has_a_caption():
         figures.spec("figure9")
     with pytest.raises(ValueError, match="no released version"):
         figures.settings("figure4_sampling", {}, model="m", source="released", variants={}, countries=[])
+
+
+def two_country_tables(with_reason: bool):
+    """The fixture tables cut to USA and CHN; r is NaN, as scoring leaves it for 2 countries."""
+    table = fixture_table()
+    table = table[table.country != "NGA"].copy()
+    corr = table.metric == "cross_culture_correlation"
+    table.loc[corr, ["value", "n_valid"]] = [np.nan, 20]
+    if with_reason:  # scoring writes the reason; tables written before it have none
+        table["reason"] = ""
+        table.loc[corr, "reason"] = "a correlation needs at least 3 countries (2 here)"
+    mats = fixture_matrices()
+    return table, mats[mats.row.isin(["USA", "CHN"]) & mats.col.isin(["USA", "CHN"])]
+
+
+@pytest.mark.parametrize("with_reason", [True, False])
+def test_figure5_with_two_countries_says_a_correlation_needs_three(tmp_path, with_reason):
+    table, mats = two_country_tables(with_reason)
+    table.to_csv(tmp_path / "alignment.csv", index=False)
+    figures.set_style()
+    res = Results.load(tmp_path / "alignment.csv", "SmolLM2-135M-Instruct", CONFIGURED, ["USA", "CHN"])
+    fig = figures.cross_cultural_matrices(res, mats)
+    notes = note_text(fig)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "× r (every panel): a correlation needs at least 3 countries (2 here)" in notes
+    assert "no valid answers" not in notes + "".join(titles)
+    assert len(titles) == 4 and all(t.splitlines()[-1] == "r: × (see below)" for t in titles[1:])
+    # no two panel titles overlap once drawn
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    for a, b in zip(boxes, boxes[1:]):
+        assert a.x1 <= b.x0, (a, b)
+    figures.save(fig, tmp_path / "f5.pdf", tmp_path / "f5.png")
+
+
+def test_long_panel_titles_are_wrapped_to_the_panel(tmp_path):
+    _, mats = two_country_tables(True)
+    figures.set_style()
+    frame = mats[(mats.kind == "reference")].pivot(index="row", columns="col", values="value")
+    long = "a title much longer than a panel of two countries is wide, said in many words"
+    fig, axes, _ = matrix_panels([(long, frame, None), (long, frame, None), (long, frame, None)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in axes]
+    assert all(len(ax.get_title().splitlines()) > 1 for ax in axes)
+    for a, b in zip(boxes, boxes[1:]):
+        assert a.x1 <= b.x0, (a, b)

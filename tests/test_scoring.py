@@ -131,7 +131,8 @@ def test_released_llama3_scores_are_reproduced(data_dir, survey):
     assert wide_matrix(matrices, PROMPTED_VS_SURVEY, "culture_aware").shape == (18, 18)
     assert wide_matrix(matrices, REFERENCE).loc["USA", "CAN"] == pytest.approx(71.25, abs=0.01)
     assert 0 < avg["culture_aware", "cross_culture_correlation"] <= 1
-    assert set(table.columns) == {"model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid"}
+    assert set(table.columns) == {"model", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid", "n_invalid",
+                                  "reason"}
 
 
 def test_recorded_choice_outside_the_options_is_not_a_strict_answer(tiny_survey):

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.slow
 RELEASED_TABLE = "results/released/Meta-Llama-3-8B-Instruct/alignment.csv"
 
 
-def run_snakemake(snakemake_bin, workdir, *args, targets=(RELEASED_TABLE,), configfiles=(), check=True):
+def run_snakemake(snakemake_bin, workdir, *args, targets=(RELEASED_TABLE,), configfiles=(), check=True, timeout=600):
     """Targets first: --configfile and --config take every word after them."""
     cmd = [snakemake_bin, *targets, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
            "--configfile", str(REPO / "config.yaml"), *map(str, configfiles), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

@@ -3,15 +3,17 @@ correlations and identification rates): figure 5 of the paper and our pluralism 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from .. import design
 from ..design import AVG, BASE, CULTURESPA, P1
 from ..results import Results
-from .style import add_notes, matrix_panels
+from .style import MISSING_MARK, add_notes, matrix_panels
 
 
 MATRIX_PANELS = [  # (title, variant, method): the model's country x country answers
@@ -37,15 +39,24 @@ def cross_cultural_matrices(res: Results, matrices: pd.DataFrame,
     each country, with each matrix's correlation with the WVS one."""
     from ..scoring import CROSS_CORRELATION, PERSONA_VS_PERSONA, REFERENCE
 
+    no_r = defaultdict(list)  # why r is missing -> the panels it is missing for (said once, under the figure)
+
     def correlation(variant, method, frame):
         r = res.cell(variant, method, AVG, CROSS_CORRELATION)
-        return f"r = {r.value:.2f}" if r.ok else f"r: {r.missing}"
+        if r.ok:
+            return f"r = {r.value:.2f}"
+        no_r[r.missing].append(next(t for t, v, m in panels if (v, m) == (variant, method)))
+        return f"r: {MISSING_MARK} (see below)"
 
     frames = [("WVS reference", res.matrix(matrices, BASE, REFERENCE), "no reference matrix in the results")]
     frames += [_model_panel(res, matrices, PERSONA_VS_PERSONA, *panel, correlation) for panel in panels]
     fig, _, notes = matrix_panels(frames, vmax=100.0, label="Similarity (alignment score)")
     fig.suptitle(f"{res.model}: cross-cultural alignment matrices (r: correlation with the WVS)", fontsize=9,
                  y=1.04)
+    n_drawn = sum(frame is not None for _, frame, _ in frames[1:])
+    for reason, titles in no_r.items():
+        where = "every panel" if len(titles) == n_drawn else ", ".join(titles)
+        notes.append(f"{MISSING_MARK} r ({where}): {reason}")
     add_notes(fig, notes)
     return fig
 
@@ -56,7 +67,8 @@ def pluralism(res: Results, matrices: pd.DataFrame) -> plt.Figure:
     from ..scoring import IDENTIFIED, PROMPTED_VS_SURVEY
 
     def identified(variant, method, frame):
-        ident, n = res.cell(variant, method, AVG, IDENTIFIED), len(frame)
+        # the share is over the countries whose own prompt has a score (not those never answered)
+        ident, n = res.cell(variant, method, AVG, IDENTIFIED), int(np.isfinite(np.diag(frame.to_numpy(float))).sum())
         return f"own culture best for {round(ident.value * n)}/{n}" if ident.ok else f"identification: {ident.missing}"
 
     panels = [("Base model, P1", BASE, P1), ("CultureSPA, P1", CULTURESPA, P1)]

@@ -9,6 +9,7 @@ and PNG atomically.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from typing import Mapping, Sequence
 
@@ -134,7 +135,9 @@ def matrix_panels(panels, vmin=None, vmax=None, size: float = 2.2, diagonal: boo
     vmin = float(np.nanmin(values)) if vmin is None else vmin
     vmax = float(np.nanmax(values)) if vmax is None else vmax
     for ax, (title, frame) in zip(axes, present):
-        heatmap(ax, frame, title, vmin, vmax, diagonal)
+        # wrapped to the panel's width: side by side, long titles would run into each other
+        wrapped = "\n".join(textwrap.fill(line, width=int(size * 14)) for line in title.splitlines())
+        heatmap(ax, frame, wrapped, vmin, vmax, diagonal)
     cbar = fig.colorbar(axes[0].collections[0], ax=axes, shrink=0.8, fraction=0.03, pad=0.02)
     cbar.set_label(label, fontsize=7)
     cbar.ax.tick_params(labelsize=6)

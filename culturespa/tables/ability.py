@@ -65,7 +65,8 @@ def general_ability(inputs: Mapping, settings: Mapping) -> Table:
                 elif rows.empty:
                     why = f"no result row for {v}/{cat}/{metric} in mmlu.csv"
                 elif pd.isna(rows["value"].iloc[0]):
-                    why = "no scored questions"
+                    reason = rows["reason"].iloc[0] if "reason" in rows else None  # mmlu.compare's (not trained)
+                    why = reason if isinstance(reason, str) and reason else "no scored questions"
                 else:
                     why = ""
                 if why:
