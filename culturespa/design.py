@@ -65,3 +65,30 @@ def row_label(variant: str, method: str) -> str:
     """'P1' on the base model is the prompting baseline; on a tuned model it names the prompt used."""
     method_label = METHOD_LABELS.get(method, method)
     return method_label if variant == BASE else f"{variant_label(variant)} + {method_label}"
+
+
+# --- paired comparisons (issue 16): each a difference in the paper score with a paired CI -----------
+
+# the paper's comparisons beyond "a tuned model vs the base model with the same prompt": joint vs
+# specific vs CCT (same P1 prompt), CRQPC vs its controls
+HEAD_TO_HEAD = [
+    ((CULTURESPA, P1), (SPECIFIC, P1)),
+    ((CULTURESPA, P1), (CCT, P1)),
+    ((CULTURESPA, P1), (SAMPLING["RDS"], P1)),
+    ((CULTURESPA, P1), (SAMPLING["CDS"], P1)),
+]
+
+
+def delta_metric(base_variant: str, base_method: str) -> str:
+    """The metric name of a paired difference against (base_variant, base_method), in alignment.csv."""
+    return f"paper_score_delta_vs_{base_variant}/{base_method}"
+
+
+def comparisons(present) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The paired comparisons among the (variant, method) cells ``present``: every tuned cell against
+    the base model with the same prompt (CultureSPA vs P1, each training-data control, each data
+    fraction, CultureSPA with P1+P3 vs P1+P3...), then ``HEAD_TO_HEAD``."""
+    present = set(present)
+    out = [((v, m), (BASE, m)) for v, m in sorted(present) if v != BASE and (BASE, m) in present]
+    out += [(a, b) for a, b in HEAD_TO_HEAD if a in present and b in present]
+    return out

@@ -147,11 +147,12 @@ def released_methods(config: Mapping) -> dict[str, list[str]]:
     return {BASE: list(config["released"]["methods"])}
 
 
-def format_cell(cell: Cell, digits: int = 2, ci: bool = True) -> str:
-    """'66.61 [64.10, 69.52]', or '—' for a missing cell (the reason goes in a note)."""
+def format_cell(cell: Cell, digits: int = 2, ci: bool = True, sign: bool = False) -> str:
+    """'66.61 [64.10, 69.52]' ('+1.20 [-0.40, 2.80]' with ``sign``, for a difference), or '—' for
+    a missing cell (the reason goes in a note)."""
     if not cell.ok:
         return "—"
-    text = f"{cell.value:.{digits}f}"
+    text = f"{cell.value:+.{digits}f}" if sign else f"{cell.value:.{digits}f}"
     if ci and not math.isnan(cell.ci_low):
         text += f" [{cell.ci_low:.{digits}f}, {cell.ci_high:.{digits}f}]"
     return text

@@ -243,6 +243,7 @@ def order_scores(
     model: str,
     settings: ScoringSettings | None = None,
     order_seed: int = 0,
+    keep_boot: bool = False,
 ) -> pd.DataFrame:
     """The order-robustness rows (``ORDER_METRICS``) of every method in ``answers``.
 
@@ -288,9 +289,9 @@ def order_scores(
                 by_order[MEAN] = _mean_rows(scorer, common)
                 by_order[MEAN] += ordered.consistency([aligned[run][o] for o in orders_here])
             for o, order_rows in by_order.items():
-                rows += [dict({k: v for k, v in r.items() if k != "boot"}, model=model, method=method, order=o,
-                              **({"run": run} if has_run else {})) for r in order_rows]
-    return pd.DataFrame(rows, columns=ORDER_COLUMNS + (["run"] if has_run else []))
+                rows += [dict({k: v for k, v in r.items() if keep_boot or k != "boot"}, model=model, method=method,
+                              order=o, **({"run": run} if has_run else {})) for r in order_rows]
+    return pd.DataFrame(rows, columns=ORDER_COLUMNS + (["run"] if has_run else []) + (["boot"] if keep_boot else []))
 
 
 def score_with_orders(
@@ -302,6 +303,7 @@ def score_with_orders(
     order_seed: int = 0,
     baselines: bool = True,
     all_items: Sequence | None = None,
+    keep_boot: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``scoring.score_answers`` for answers in several option orders (and runs): every metric of
     the tidy table per order (run separately on each order's answers), the order-robustness rows
@@ -316,14 +318,14 @@ def score_with_orders(
         frame = answers[answers.run == run] if has_run else answers
         for k, o in enumerate(_present(frame)):
             table, mats = score_answers(frame[frame.order == o], survey, countries, model, settings,
-                                        baselines=baselines and k == 0, all_items=all_items)
+                                        baselines=baselines and k == 0, all_items=all_items, keep_boot=keep_boot)
             tagged = {"order": o, **({"run": run} if has_run else {})}
             table = table.assign(**tagged)
             table.loc[table.method.str.startswith(BASELINE_PREFIX), "order"] = ORIGINAL
             tables.append(table)
             matrices.append(mats.assign(**tagged))
     table = pd.concat(tables, ignore_index=True)
-    robust = order_scores(answers, survey, countries, model, settings, order_seed)
+    robust = order_scores(answers, survey, countries, model, settings, order_seed, keep_boot=keep_boot)
     # order_scores has the per-order paper and distributional scores too (the same numbers)
     keys = ["method", "order", "country", "metric"] + (["run"] if has_run else [])
     dup = table.merge(robust[keys].drop_duplicates(), on=keys, how="left", indicator=True)["_merge"] == "both"

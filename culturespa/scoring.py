@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -346,6 +346,7 @@ def score_answers(
     settings: ScoringSettings | None = None,
     baselines: bool = True,
     all_items: Sequence | None = None,
+    keep_boot: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy alignment table and the country x country matrices in long format
     (``MATRIX_COLUMNS``): the survey reference and, per persona-conditioned method, S and C.
@@ -368,7 +369,7 @@ def score_answers(
         rows += [dict(model=model, method=method, **r) for r in method_rows]
     if baselines:
         rows += [dict(model=model, **r) for r in baseline_rows(survey, countries, scorer, settings, all_items)]
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS + (["boot"] if keep_boot else []))
     return table, pd.concat(matrices, ignore_index=True) if matrices else pd.DataFrame(columns=MATRIX_COLUMNS)
 
 
@@ -509,14 +510,55 @@ def answers_frame(paths: Sequence[str]) -> pd.DataFrame:
     return frame.rename(columns={"key": "qid"})
 
 
+RUN_KEYS = ["model", "method", "order", "country", "metric"]
+
+
+def summarise_runs(table: pd.DataFrame, ci_level: float = 0.95) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The mean over evaluation runs of every (method, order, country, metric), with its CI from
+    the bootstrap of the mean: every run is scored on the same resampled questions (the bootstrap
+    weights depend on the item set and seed only), so averaging the runs' bootstrap samples gives
+    the samples of the run-mean, a CI over questions on the run-averaged scores. ``run_sd``: the
+    spread between runs; ``n_runs``: how many. Also returns the paper score's run-mean bootstrap
+    samples by ``boot_key`` (the paired comparisons between variants use them)."""
+    rows, boots = [], {}
+    for key, group in table.groupby(RUN_KEYS, sort=False, dropna=False):
+        values = group["value"].to_numpy(float)
+        finite = ~np.isnan(values)
+        samples = [b for b in group["boot"] if isinstance(b, np.ndarray)]
+        boot = None
+        if finite.any() and len(samples) == len(group):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                boot = np.nanmean(np.vstack(samples), axis=0)
+        value = float(values[finite].mean()) if finite.any() else float("nan")
+        lo, hi = metrics.percentile_ci(boot, ci_level) if boot is not None else (
+            (float(group["ci_low"].mean()), float(group["ci_high"].mean())) if finite.any() else (np.nan, np.nan))
+        reasons = [r for r in group["reason"] if isinstance(r, str) and r]
+        rows.append(dict(zip(RUN_KEYS, key), value=value, ci_low=lo, ci_high=hi,
+                         n_valid=int(group["n_valid"].sum()), n_invalid=int(group["n_invalid"].sum()),
+                         n_runs=int(group["run"].nunique()), run_sd=float(np.std(values[finite], ddof=1))
+                         if finite.sum() > 1 else float("nan"), reason=reasons[0] if reasons and not finite.any() else ""))
+        if boot is not None and key[4] == PAPER_SCORE:
+            boots[boot_key(key[1], key[2], key[3])] = boot.astype(np.float32)
+    return pd.DataFrame(rows), boots
+
+
+def boot_key(method: str, order: str, country: str) -> str:
+    return f"{method}|{order}|{country}"
+
+
 def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], survey_files, countries: Sequence[str],
-                        scoring: dict, table_out: str, matrices_out: str, topics_out: str, order_seed: int = 0) -> None:
+                        scoring: dict, table_out: str, matrices_out: str, topics_out: str, order_seed: int = 0,
+                        boot_out: str | None = None) -> None:
     """One variant's answers (every method, option order, run and persona) scored into its part of
-    the tidy tables: the alignment rows per order (and the order-robustness rows), the country
-    matrices and the per-topic scores (original order), per run. Scored on the items that were
+    the tidy tables: the alignment rows per order (and the order-robustness rows), each the mean
+    over evaluation runs with a CI over questions (``summarise_runs``), the country matrices and
+    the per-topic scores (original order); ``boot_out``: the paper score's bootstrap samples (npz),
+    for the paired comparisons of ``aggregate_alignment_files``. Scored on the items that were
     asked (``evaluation.max_items``), the baselines included."""
     import logging
 
+    from .io import atomic_path
     from .orders import ORIGINAL
     from .robustness import score_with_orders, with_orders
 
@@ -527,46 +569,92 @@ def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], s
     logging.getLogger(__name__).info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
     table, matrices = score_with_orders(answers, survey, countries, model, settings, order_seed,
-                                        baselines=variant == "base", all_items=full.items)
+                                        baselines=variant == "base", all_items=full.items, keep_boot=True)
+    summary, boots = summarise_runs(table, settings.ci_level)
     original = answers[answers.order == ORIGINAL].drop(columns="order")
     topics = [topic_scores(frame, survey, countries, model).assign(run=run) for run, frame in original.groupby("run")]
-    write_csv(table_out, table.assign(variant=variant))
+    write_csv(table_out, summary.assign(variant=variant))
     write_csv(matrices_out, matrices.assign(variant=variant))
     write_csv(topics_out, pd.concat(topics, ignore_index=True).assign(variant=variant) if topics else
               pd.DataFrame(columns=["variant", "run"]))
+    if boot_out is not None:
+        with atomic_path(boot_out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **boots)
+
+
+def comparison_rows(table: pd.DataFrame, boots: dict[str, dict[str, np.ndarray]], pairs, ci_level: float = 0.95) -> pd.DataFrame:
+    """Paired differences in the paper score, (variant, method) minus (base variant, base method),
+    per option order and country (and AVG), as tidy alignment rows of the first variant with metric
+    ``design.delta_metric(base variant, base method)``. The CI resamples the questions and keeps
+    both answers to a question together (the same bootstrap weights for every variant: same items,
+    same seed), so it is the CI of the difference itself, narrower than two overlapping CIs
+    suggest. ``boots``: variant -> the ``summarise_runs`` samples; ``pairs``: ``design.comparisons``."""
+    from .design import delta_metric
+
+    values = table[table.metric == PAPER_SCORE].set_index(["variant", "method", "order", "country"])
+    rows = []
+    for (variant, method), (base_variant, base_method) in pairs:
+        if variant not in boots or base_variant not in boots:
+            continue
+        mine = values.loc[(variant, method)] if (variant, method) in values.index.droplevel([2, 3]) else None
+        base = values.loc[(base_variant, base_method)] if (base_variant, base_method) in values.index.droplevel([2, 3]) else None
+        if mine is None or base is None:
+            continue
+        for (order, country), row in mine.iterrows():
+            if (order, country) not in base.index:
+                continue
+            other = base.loc[(order, country)]
+            a, b = boots[variant].get(boot_key(method, order, country)), boots[base_variant].get(
+                boot_key(base_method, order, country))
+            value = float(row["value"] - other["value"])
+            ok = a is not None and b is not None and np.isfinite(value)
+            lo, hi = metrics.percentile_ci(a.astype(float) - b.astype(float), ci_level) if ok else (np.nan, np.nan)
+            reason = "" if np.isfinite(value) else (row.get("reason") or other.get("reason") or "a score is missing")
+            rows.append(dict(model=row["model"], variant=variant, method=method, order=order, country=country,
+                             metric=delta_metric(base_variant, base_method), value=value, ci_low=lo, ci_high=hi,
+                             n_valid=int(min(row["n_valid"], other["n_valid"])),
+                             n_invalid=int(row["n_invalid"] + other["n_invalid"]), n_runs=int(row["n_runs"]),
+                             run_sd=float("nan"), reason=reason if isinstance(reason, str) else ""))
+    return pd.DataFrame(rows, columns=list(table.columns))
 
 
 def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence[str], topic_paths: Sequence[str],
-                              table_out: str, matrices_out: str, topics_out: str) -> None:
-    """All variants of a model in one table each: the mean over evaluation runs; ``run_sd`` is
-    the spread between runs, ``n_runs`` how many."""
+                              table_out: str, matrices_out: str, topics_out: str,
+                              boot_paths: Mapping[str, str] | None = None, ci_level: float = 0.95) -> None:
+    """All variants of a model in one table each: the alignment rows (already the mean over runs,
+    ``summarise_runs``) with the paired comparisons between variants (``comparison_rows``, from
+    ``boot_paths``: variant -> its bootstrap samples), the country matrices and the per-topic
+    scores averaged over runs."""
     import logging
 
+    from .design import comparisons
     from .io import read_csv
 
     keys = ["model", "variant", "method", "order", "country", "metric"]
-    numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "run"]
+    numbers = ["value", "ci_low", "ci_high", "n_valid", "n_invalid", "n_runs", "run_sd"]
     table = pd.concat([read_csv(p, required=keys, numeric=numbers) for p in table_paths], ignore_index=True)
-    summary = table.groupby(keys, sort=False, dropna=False).agg(
-        value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
-        n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
-        run_sd=("value", "std"), reason=("reason", "first"),
-    ).reset_index()
-    write_csv(table_out, summary)
+    if boot_paths:
+        boots = {}
+        for variant, path in boot_paths.items():
+            with np.load(path) as data:
+                boots[variant] = {k: data[k] for k in data.files}
+        present = {(v, m) for v, m in zip(table["variant"], table["method"])}
+        table = pd.concat([table, comparison_rows(table, boots, comparisons(present), ci_level)], ignore_index=True)
+    write_csv(table_out, table)
     mats = pd.concat([read_csv(p, required=["variant", "kind", "method", "order", "row", "col"],
                                numeric=["value", "run"]) for p in matrix_paths], ignore_index=True)
     mats["method"] = mats["method"].fillna("")
     mean = mats.groupby(["variant", "kind", "method", "order", "row", "col"], sort=False)["value"].mean().reset_index()
     write_csv(matrices_out, mean)
     topic_keys = ["model", "variant", "method", "country", "topic", "topic_name", "metric"]  # original order only
-    topics = pd.concat([read_csv(p, required=topic_keys,
-                                 numeric=["value", "n_valid", "n_invalid", "run"]) for p in topic_paths],
-                       ignore_index=True)
-    by_topic = topics.groupby(["model", "variant", "method", "country", "topic", "topic_name", "metric"], sort=False).agg(
+    topics = pd.concat([read_csv(p, required=topic_keys, numeric=["value", "n_valid", "n_invalid", "run"])
+                        for p in topic_paths], ignore_index=True)
+    by_topic = topics.groupby(topic_keys, sort=False).agg(
         value=("value", "mean"), n_valid=("n_valid", "sum"), n_invalid=("n_invalid", "sum"), n_runs=("run", "nunique"),
         reason=("reason", "first"),
     ).reset_index()
     write_csv(topics_out, by_topic)
-    for row in summary[(summary.country == AVG) & (summary.metric == PAPER_SCORE)].itertuples():
+    for row in table[(table.country == AVG) & (table.metric == PAPER_SCORE)].itertuples():
         logging.getLogger(__name__).info("%-40s %-32s %-9s paper_score %.2f [%.2f, %.2f]", row.variant, row.method,
                                          row.order, row.value, row.ci_low, row.ci_high)

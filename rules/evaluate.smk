@@ -45,6 +45,7 @@ rule score_variant:
         table=temp("results/{model}/scores/{variant}.csv"),
         matrices=temp("results/{model}/scores/{variant}.matrices.csv"),
         topics=temp("results/{model}/scores/{variant}.topics.csv"),
+        boot=temp("results/{model}/scores/{variant}.boot.npz"),
     log:
         "logs/{model}/scores/{variant}.log",
     conda:
@@ -66,6 +67,7 @@ rule aggregate_alignment:
         tables=expand("results/{{model}}/scores/{variant}.csv", variant=VARIANTS),
         matrices=expand("results/{{model}}/scores/{variant}.matrices.csv", variant=VARIANTS),
         topics=expand("results/{{model}}/scores/{variant}.topics.csv", variant=VARIANTS),
+        boots=expand("results/{{model}}/scores/{variant}.boot.npz", variant=VARIANTS),
     output:
         table="results/{model}/alignment.csv",
         matrices="results/{model}/matrices.csv",
@@ -78,5 +80,8 @@ rule aggregate_alignment:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        variants=VARIANTS,
+        ci_level=config["scoring"]["ci_level"],
     script:
         "../scripts/aggregate_alignment.py"

@@ -12,5 +12,7 @@ run_logged(
         snakemake.output.table,
         snakemake.output.matrices,
         snakemake.output.topics,
+        boot_paths=dict(zip(snakemake.params.variants, snakemake.input.boots)),
+        ci_level=snakemake.params.ci_level,
     ),
 )

@@ -16,5 +16,6 @@ run_logged(
         snakemake.output.matrices,
         snakemake.output.topics,
         order_seed=snakemake.params.order_seed,
+        boot_out=snakemake.output.boot,
     ),
 )

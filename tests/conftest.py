@@ -71,3 +71,29 @@ def smollm2_path(tmp_path_factory) -> Path:
     except CultureSPAError as e:
         pytest.skip(str(e))
     return convert_gguf(gguf, tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
+
+
+def with_deltas(table, half_width: float = 2.0):
+    """A hand-written alignment table plus the paired-difference rows the aggregation adds
+    (scoring.comparison_rows), for fixtures: the difference of the two values, a CI of +-half_width."""
+    import math
+
+    import pandas as pd
+
+    from culturespa import design
+
+    paper = table[table.metric == "paper_score"]
+    present = set(zip(paper.variant, paper.method))
+    by_key = {(r.variant, r.method, r.country): r for r in paper.itertuples()}
+    rows = []
+    for (variant, method), (base_variant, base_method) in design.comparisons(present):
+        for (v, m, country), row in by_key.items():
+            if (v, m) != (variant, method) or (base_variant, base_method, country) not in by_key:
+                continue
+            value = row.value - by_key[(base_variant, base_method, country)].value
+            ok = not math.isnan(value)
+            rows.append({**row._asdict(), "metric": design.delta_metric(base_variant, base_method), "value": value,
+                         "ci_low": value - half_width if ok else math.nan,
+                         "ci_high": value + half_width if ok else math.nan})
+    extra = pd.DataFrame(rows).drop(columns="Index", errors="ignore")
+    return pd.concat([table, extra], ignore_index=True)

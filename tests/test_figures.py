@@ -4,6 +4,8 @@ and shows a variant that was not run as missing (with the reason), never as a ze
 import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import with_deltas
 from matplotlib.patches import Rectangle
 from workflow_rules import REPO, caption_of, producers, workflow
 
@@ -43,7 +45,7 @@ def fixture_table(all_invalid_nga=False):
     table = pd.DataFrame(rows)
     if all_invalid_nga:
         table.loc[(table.variant == CULTURESPA) & (table.country == "NGA"), ["n_valid", "n_invalid"]] = [0, 12]
-    return table
+    return with_deltas(table)
 
 
 def fixture_matrices():

@@ -10,6 +10,8 @@ import re
 
 import pandas as pd
 import pytest
+
+from conftest import with_deltas
 from workflow_rules import REPO, caption_of, producers, workflow
 
 from culturespa import design, tables
@@ -92,7 +94,7 @@ def root(tmp_path, config):
     r = tmp_path / "results" / MODEL
     (r / "pairs/released/culture_aware").mkdir(parents=True)
     (r / "questions/released").mkdir(parents=True)
-    pd.DataFrame(alignment_rows(), columns=ALIGNMENT_COLUMNS).to_csv(r / "alignment.csv", index=False)
+    with_deltas(pd.DataFrame(alignment_rows(), columns=ALIGNMENT_COLUMNS)).to_csv(r / "alignment.csv", index=False)
     topic_rows().to_csv(r / "alignment_by_topic.csv", index=False)
     mmlu = []
     for cat, base, tuned, n in [("STEM", 0.5, 0.4, 10), ("Social Sciences", 0.6, 0.7, 10), ("overall", 0.55, 0.55, 20)]:
@@ -186,8 +188,11 @@ def notes_of(md):
 EXPECTED_FIRST_COLUMN = {
     "main_results": [design.row_label(v, m) for v, m in design.MAIN_ROWS]
     + ["Uniform random answers (reference)", "USA survey majority answers (reference)"],
-    "joint_specific_cct": ["Base model + P1", *design.TRAINING_VARIANTS],
-    "sampling_strategies": ["Base model + P1", *design.SAMPLING],
+    "joint_specific_cct": ["Base model + P1", *design.TRAINING_VARIANTS,
+                           *[f"Δ {label} − base P1" for label in design.TRAINING_VARIANTS],
+                           "Δ Culture-joint − culture-specific", "Δ Culture-joint − CCT"],
+    "sampling_strategies": ["Base model + P1", *design.SAMPLING, *[f"Δ {n} − base P1" for n in design.SAMPLING],
+                            "Δ CRQPC − RDS", "Δ CRQPC − CDS"],
     "data_quantity": ["0 (base model)", *[str(p) for p in design.FRACTIONS[:-1]], "100 (CultureSPA)"],
     "collected_pairs": ["USA", "CHN", "Total"],
     "question_filtering": ["input", "exact_duplicate", "unexplained_numeric_scale", "strip_number_prefix",
@@ -201,8 +206,8 @@ EXPECTED_HEADER = {
     "main_results": ["Method", *COUNTRIES, AVG, "Order-robust AVG"],  # config.yaml: two option orders
     "combined_prompting": ["Method", *COUNTRIES, AVG],
     "joint_specific_cct": ["Model", *COUNTRIES, AVG],
-    "sampling_strategies": ["Training data", *COUNTRIES, AVG, f"Δ {AVG} vs base P1"],
-    "data_quantity": ["Training data (%)", "Training pairs", f"{AVG} score (P1)"],
+    "sampling_strategies": ["Training data", *COUNTRIES, AVG],
+    "data_quantity": ["Training data (%)", "Training pairs", f"{AVG} score (P1)", f"Δ {AVG} vs base P1"],
     "alignment_by_topic": ["Topic", *[design.row_label(v, m) for v, m in TOPIC_ROWS]],
     "hyperparameters": ["Group", "Setting", "Value"],
     "prompt_templates": ["Template", "Used by", "Role", "Text"],
@@ -253,7 +258,7 @@ def test_main_results_values_and_baselines(root, config, tmp_path):
 def test_missing_variant_shows_reason_not_a_number(root, config, tmp_path):
     """SPECIFIC is not in sft.variants: missing in every format, with the config key."""
     table, csv, md, tex = render("joint_specific_cct", root, config, tmp_path)
-    rows = csv[csv.variant == SPECIFIC]
+    rows = csv[(csv.variant == SPECIFIC) & (csv.metric == "paper_score")]
     assert len(rows) == len(COUNTRIES) + 1
     assert rows.value.isna().all() and rows.ci_low.isna().all() and rows.n_valid.isna().all()
     assert (rows.status == "missing").all()
@@ -261,6 +266,7 @@ def test_missing_variant_shows_reason_not_a_number(root, config, tmp_path):
     header, md_rows = parse_markdown(md)
     specific = next(r for r in md_rows if r[0] == "Culture-specific")
     assert specific[1:] == ["—"] * (len(COUNTRIES) + 1)
+    assert next(r for r in md_rows if r[0] == "Δ Culture-joint − culture-specific")[1:] == ["—"] * (len(COUNTRIES) + 1)
     assert f"Culture-specific (every column): not run: {SPECIFIC} is not in sft.variants" in notes_of(md)
     tex_row = next(l for l in tex.splitlines() if l.startswith("Culture-specific &"))
     assert "—" in tex_row and not re.search(r"\d", tex_row)
@@ -280,24 +286,26 @@ def test_all_invalid_cell_is_missing_with_counts(root, config, tmp_path):
     assert spa[header.index("USA")].startswith("4")
     assert f"({country}): no valid answers (0 valid, 5 invalid)" in notes_of(md)
     assert "no valid answers (0 valid, 5 invalid)" in tex
-    # the combined table: the change for that country is missing too, not a number
+    # the combined table: the paired change for that country is missing too, not a number
     _, csv2, md2, _ = render("combined_prompting", root, config, tmp_path)
-    change = csv2[(csv2.variant == "change") & (csv2.method == P1)].set_index("country")
+    change = csv2[(csv2.metric == design.delta_metric(BASE, P1)) & (csv2.method == P1)].set_index("country")
     assert math.isnan(change.loc[country, "value"]) and change.loc[country, "status"] == "missing"
     assert change.loc["USA", "value"] == pytest.approx(45.0 - 41.0)  # CultureSPA minus base P1
+    assert change.loc["USA", "ci_low"] < change.loc["USA", "value"] < change.loc["USA", "ci_high"]
 
 
 def test_sampling_change_and_data_quantity_pairs(root, config, tmp_path):
     _, csv, md, _ = render("sampling_strategies", root, config, tmp_path)
     header, rows = parse_markdown(md)
-    crqpc = next(r for r in rows if r[0] == "CRQPC")
-    assert crqpc[-1] == "+3.50"  # CultureSPA AVG 45 (USA only: CHN all invalid) minus base P1 AVG 41.5
-    assert next(r for r in rows if r[0] == "RDS")[-1] == "—"
+    crqpc = next(r for r in rows if r[0] == "Δ CRQPC − base P1")
+    assert crqpc[-1] == "+3.50 [1.50, 5.50]"  # CultureSPA AVG 45 (USA only: CHN all invalid) minus base P1 AVG 41.5
+    assert next(r for r in rows if r[0] == "Δ RDS − base P1")[-1] == "—"
     _, csv, md, _ = render("data_quantity", root, config, tmp_path)
     header, rows = parse_markdown(md)
     by = {r[0]: r for r in rows}
     assert by["100 (CultureSPA)"][1] == "7" and by["50"][1] == "3"
-    assert by["40"][1:] == ["—", "—"]
+    assert by["40"][1:] == ["—", "—", "—"]
+    assert by["100 (CultureSPA)"][3].startswith("+")
     assert "not run: " in notes_of(md) and "joint-crqpc-culture_aware-40" in notes_of(md)
     row40 = csv[csv.percent == 40].iloc[0]
     assert pd.isna(row40.n_pairs) and pd.isna(row40.value)

@@ -47,27 +47,16 @@ def alignment_by_country(res: Results) -> plt.Figure:
 # --- figure 4 -------------------------------------------------------------------------------
 
 
-def _delta(cell: Cell, base: Cell) -> Cell:
-    if not cell.ok:
-        return cell
-    if not base.ok:
-        return Cell(missing=f"baseline P1 {base.missing}")
-    return Cell(cell.value - base.value)
-
-
 def sampling_strategies(res: Results) -> plt.Figure:
     """Figure 4: change in alignment per country against the P1 baseline, for each sampling strategy."""
     groups = [*res.countries, AVG]
-    base = res.series(BASE, P1, countries=groups)
-    series = {
-        name: {g: _delta(c, base[g]) for g, c in res.series(variant, P1, countries=groups).items()}
-        for name, variant in design.SAMPLING.items()
-    }
+    series = {name: res.series(variant, P1, design.delta_metric(BASE, P1), groups)
+              for name, variant in design.SAMPLING.items()}
     fig, ax = plt.subplots(figsize=(max(4.5, min(FULL_WIDTH, 0.38 * len(groups) + 1.2)), 2.5))
     notes = grouped_bars(ax, groups, series)
     ax.axhline(0, color="0.2", lw=0.8)
     ax.axvline(len(groups) - 1.5, color="0.6", lw=0.6)
-    ax.set_ylabel("Δ alignment vs P1")
+    ax.set_ylabel("Δ alignment vs P1 (paired 95% CI)")
     ax.set_title(f"{res.model}: data sampling strategies (fine-tuned, answering with P1)")
     ax.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     plt.setp(ax.get_xticklabels(), fontsize=7)
@@ -79,29 +68,25 @@ def sampling_strategies(res: Results) -> plt.Figure:
 
 
 def data_quantity(res: Results) -> plt.Figure:
-    """Figure 6: average alignment against the fraction of the culture-related data used."""
+    """Figure 6: average alignment against the fraction of the culture-related data used (top), and
+    its paired difference from the base model with P1 (bottom), each with a 95% CI."""
     cells = {p: res.cell(design.fraction_variant(p), P1, AVG) for p in design.FRACTIONS}
+    deltas = {p: res.cell(design.fraction_variant(p), P1, AVG, design.delta_metric(BASE, P1)) for p in design.FRACTIONS}
     ok = {p: c for p, c in cells.items() if c.ok}
-    fig, ax = plt.subplots(figsize=(3.4, 2.5))
+    fig, (ax, dax) = plt.subplots(2, 1, figsize=(3.4, 3.6), sharex=True, gridspec_kw={"height_ratios": [1.6, 1]})
     colors = palette(3)
-    if ok:
-        xs = np.array(list(ok))
-        ys = np.array([c.value for c in ok.values()])
-        lo = np.array([c.ci_low for c in ok.values()])
-        hi = np.array([c.ci_high for c in ok.values()])
-        ax.plot(xs, ys, "o-", color=colors[0], label="CultureSPA (P1), 95% CI", ms=4)
-        if not np.isnan(lo).all():
-            ax.errorbar(xs, ys, yerr=[ys - lo, hi - ys], fmt="none", ecolor=colors[0], elinewidth=0.8, capsize=2)
-            if len(xs) > 1:
-                ax.fill_between(xs, lo, hi, color=colors[0], alpha=0.15, lw=0)
+    _line_with_ci(ax, ok, colors[0], "CultureSPA (P1), 95% CI")
     for k, (label, method) in enumerate((("Culture-aware (P1)", P1), ("Culture-unaware", design.CULTURE_UNAWARE)), 1):
         c = res.cell(BASE, method, AVG)
         if c.ok:
             ax.axhline(c.value, color=colors[k], ls="--" if k == 1 else ":", lw=1, label=f"Base model, {label}")
-    ax.set_xlim(0, 105)
-    ax.set_xticks(list(design.FRACTIONS))
-    ax.set_xlabel("Training data used (%)")
+    _line_with_ci(dax, {p: c for p, c in deltas.items() if c.ok}, colors[0], "Δ vs base P1, paired 95% CI")
+    dax.axhline(0, color="0.3", lw=0.8)
+    dax.set_xlim(0, 105)
+    dax.set_xticks(list(design.FRACTIONS))
+    dax.set_xlabel("Training data used (%)")
     ax.set_ylabel("Average alignment score")
+    dax.set_ylabel("Δ vs P1", fontsize=7)
     ax.set_title(f"{res.model}: data quantity")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     missing = [p for p in cells if p not in ok]
@@ -113,8 +98,26 @@ def data_quantity(res: Results) -> plt.Figure:
             ax.annotate(MISSING_MARK, (p, 0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
                         fontsize=7, color="0.45")
         notes = [f"{MISSING_MARK} {', '.join(ps)}: {reason}" for reason, ps in reasons.items()]
+    no_delta = [p for p in ok if not deltas[p].ok]
+    if no_delta:
+        notes.append(f"{MISSING_MARK} Δ at {', '.join(f'{p}%' for p in no_delta)}: {deltas[no_delta[0]].missing}")
     add_notes(fig, notes)
     return fig
+
+
+def _line_with_ci(ax, cells: dict, color, label: str) -> None:
+    """Points joined by a line, with CI whiskers and a band (cells: x -> Cell, all present)."""
+    if not cells:
+        return
+    xs = np.array(list(cells))
+    ys = np.array([c.value for c in cells.values()])
+    lo = np.array([c.ci_low for c in cells.values()])
+    hi = np.array([c.ci_high for c in cells.values()])
+    ax.plot(xs, ys, "o-", color=color, label=label, ms=4)
+    if not np.isnan(lo).all():
+        ax.errorbar(xs, ys, yerr=[ys - lo, hi - ys], fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
+        if len(xs) > 1:
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
 
 
 # --- distributional scores ---------------------------------------------------------------

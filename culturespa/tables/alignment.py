@@ -4,7 +4,6 @@ paper's tables 1-5 and our per-topic table; the settings each one needs from the
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -15,8 +14,8 @@ from ..design import AVG, BASE, CULTURESPA, PAPER_SCORE
 from ..methods import CULTURE_UNAWARE, LABELS as METHOD_LABELS, P1
 from ..results import Cell, format_cell
 from ..wvs import TOPIC_NAMES
-from .cells import (Reasons, as_list, cell_fields, country_columns, csv_frame, display_frame, load_results,
-                    score_note, score_rows, signed)
+from .cells import (DELTA_NOTE, Reasons, as_list, cell_fields, country_columns, csv_frame, delta_rows, display_frame,
+                    load_results, score_note, score_rows)
 from .formats import MISSING, Table
 
 
@@ -95,38 +94,17 @@ def combined_prompting(inputs: Mapping, settings: Mapping) -> Table:
     columns = country_columns(settings)
     reasons = Reasons()
     records, shown, sections = [], [], []
-    any_change_missing = False
     for method in design.COMBINED_METHODS:
         name = METHOD_LABELS.get(method, method)
         rows = [(f"{name}: base model", BASE, method), (f"{name}: CultureSPA", CULTURESPA, method)]
         sections.append(len(shown))
-        rec, disp, cells = score_rows(res, rows, columns, reasons)
-        records += rec
-        shown += disp
-        label = f"{name}: change (CultureSPA − base)"
-        line = {"": label}
-        for col in columns:
-            base, tuned = cells[(rows[0][0], col)], cells[(rows[1][0], col)]
-            if base.ok and tuned.ok:
-                delta, why = tuned.value - base.value, ""
-                line[col] = signed(delta)
-            else:
-                delta, why = math.nan, "needs both scores"
-                line[col] = MISSING
-                any_change_missing = True
-            records.append({"row": label, "variant": "change", "method": method, "country": col,
-                            "metric": f"{PAPER_SCORE}_change", "value": delta, "ci_low": math.nan,
-                            "ci_high": math.nan, "n_valid": pd.NA, "n_invalid": pd.NA,
-                            "status": "ok" if not why else "missing", "reason": why})
-        shown.append(line)
-    notes = [
-        score_note(settings),
-        "Change: CultureSPA's score minus the base model's with the same method (a difference of means; no CI).",
-        *reasons.notes(columns),
-        *([f"{MISSING} change: where either score is missing (see above)."] if any_change_missing else []),
-    ]
-    return Table(csv_frame(records), display_frame(shown, "Method"),
-                 notes, sections=sections, stack_ci=True)
+        rec, disp, _ = score_rows(res, rows, columns, reasons)
+        delta, delta_disp, _ = delta_rows(res, [(f"{name}: Δ CultureSPA − base", (CULTURESPA, method), (BASE, method))],
+                                          columns, reasons)
+        records += rec + delta
+        shown += disp + delta_disp
+    notes = [score_note(settings), DELTA_NOTE, *reasons.notes(columns)]
+    return Table(csv_frame(records), display_frame(shown, "Method"), notes, sections=sections, stack_ci=True)
 
 
 # --- 3. culture-joint vs culture-specific vs CCT ------------------------------------------------------
@@ -138,14 +116,19 @@ def joint_specific_cct(inputs: Mapping, settings: Mapping) -> Table:
     rows = [("Base model + P1", BASE, P1)] + [(label, v, P1) for label, v in design.TRAINING_VARIANTS.items()]
     reasons = Reasons()
     records, shown, _ = score_rows(res, rows, columns, reasons)
+    deltas = [(f"Δ {label} − base P1", (v, P1), (BASE, P1)) for label, v in design.TRAINING_VARIANTS.items()]
+    deltas += [("Δ Culture-joint − culture-specific", (CULTURESPA, P1), (design.SPECIFIC, P1)),
+               ("Δ Culture-joint − CCT", (CULTURESPA, P1), (design.CCT, P1))]
+    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
     notes = [
         score_note(settings),
         "Culture-joint: one adapter on the pairs of every culture; culture-specific: one adapter per culture on its "
         "own pairs; CCT: culture-joint on pairs collected with cross-culture thinking (P2) prompts.",
+        DELTA_NOTE,
         *reasons.notes(columns),
     ]
-    return Table(csv_frame(records), display_frame(shown, "Model"),
-                 notes, sections=[1], stack_ci=True)
+    return Table(csv_frame(records + rec), display_frame(shown + disp, "Model"),
+                 notes, sections=[1, len(rows)], stack_ci=True)
 
 
 # --- 4. sampling strategies ------------------------------------------------------------------------
@@ -156,31 +139,19 @@ def sampling_strategies(inputs: Mapping, settings: Mapping) -> Table:
     columns = country_columns(settings)
     rows = [("Base model + P1", BASE, P1)] + [(name, v, P1) for name, v in design.SAMPLING.items()]
     reasons = Reasons()
-    records, shown, cells = score_rows(res, rows, columns, reasons)
-    delta_col = f"Δ {AVG} vs base P1"
-    delta_missing = False
-    for rec in records:
-        base = cells[("Base model + P1", rec["country"])]
-        mine = cells[(rec["row"], rec["country"])]
-        rec["change_vs_base"] = mine.value - base.value if base.ok and mine.ok and rec["variant"] != BASE else math.nan
-    for line, (label, variant, _) in zip(shown, rows):
-        base, mine = cells[("Base model + P1", AVG)], cells[(label, AVG)]
-        if variant == BASE:
-            line[delta_col] = ""
-        elif base.ok and mine.ok:
-            line[delta_col] = signed(mine.value - base.value)
-        else:
-            line[delta_col] = MISSING
-            delta_missing = True
+    records, shown, _ = score_rows(res, rows, columns, reasons)
+    deltas = [(f"Δ {name} − base P1", (v, P1), (BASE, P1)) for name, v in design.SAMPLING.items()]
+    deltas += [(f"Δ CRQPC − {name}", (CULTURESPA, P1), (v, P1)) for name, v in design.SAMPLING.items() if name != "CRQPC"]
+    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
     notes = [
         score_note(settings),
         "CRQPC: pairs where the culture-aware answer differs from the culture-unaware one; RDS: random culture-aware "
         "answers; CDS: culture-aware answers that agree with the culture-unaware one; the same number per culture.",
-        f"{delta_col}: the variant's {AVG} minus the base model's with P1 (the CSV has the change per country).",
+        DELTA_NOTE,
         *reasons.notes(columns),
-        *([f"{MISSING} {delta_col}: where either {AVG} score is missing (see above)."] if delta_missing else []),
     ]
-    return Table(csv_frame(records), display_frame(shown, "Training data"), notes, sections=[1], stack_ci=True)
+    return Table(csv_frame(records + rec), display_frame(shown + disp, "Training data"), notes,
+                 sections=[1, len(rows)], stack_ci=True)
 
 
 # --- 5. data quantity ------------------------------------------------------------------------------
@@ -200,7 +171,7 @@ def data_quantity(inputs: Mapping, settings: Mapping) -> Table:
     reasons = Reasons(every="every row")
     records, shown, not_run = [], [], []
     rows = [(0, BASE)] + [(p, design.fraction_variant(p)) for p in design.FRACTIONS]
-    score_col, pairs_col = f"{AVG} score (P1)", "Training pairs"
+    score_col, pairs_col, delta_col = f"{AVG} score (P1)", "Training pairs", f"Δ {AVG} vs base P1"
     for percent, variant in rows:
         label = "0 (base model)" if variant == BASE else f"{percent}" + (" (CultureSPA)" if variant == CULTURESPA else "")
         cell = res.cell(variant, P1, AVG)
@@ -220,11 +191,21 @@ def data_quantity(inputs: Mapping, settings: Mapping) -> Table:
             reasons.add(score_col, label, cell.missing)
         records.append({"percent": percent, "variant": variant, "method": P1, "country": AVG, "metric": PAPER_SCORE,
                         "n_pairs": n_pairs, **cell_fields(cell)})
-        shown.append({"Training data (%)": label, pairs_col: pairs_text, score_col: format_cell(cell)})
+        delta_text = ""
+        if variant != BASE:
+            delta = res.cell(variant, P1, AVG, design.delta_metric(BASE, P1))
+            records.append({"percent": percent, "variant": variant, "method": P1, "country": AVG,
+                            "metric": design.delta_metric(BASE, P1), "n_pairs": n_pairs, **cell_fields(delta)})
+            delta_text = format_cell(delta, sign=True)
+            if configured and not delta.ok and cell.ok:
+                reasons.add(delta_col, label, delta.missing)
+        shown.append({"Training data (%)": label, pairs_col: pairs_text, score_col: format_cell(cell),
+                      delta_col: delta_text})
     notes = [
         score_note(settings),
         "Training data: the share of the CRQPC pairs (culture-aware setting) a culture-joint adapter is trained on; "
         "training pairs: the pair records read for training (train_stats.json n_records).",
+        DELTA_NOTE,
     ]
     if not_run:
         notes.append(
@@ -233,7 +214,7 @@ def data_quantity(inputs: Mapping, settings: Mapping) -> Table:
         )
     notes += reasons.notes()
     return Table(csv_frame(records), pd.DataFrame(shown), notes,
-                 align=["l", "r", "r"], sections=[1])
+                 align=["l", "r", "r", "r"], sections=[1])
 
 
 # --- 13. alignment per topic ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..design import AVG, BASE, PAPER_SCORE
+from ..design import AVG, BASE, PAPER_SCORE, delta_metric
 from ..results import Cell, Results, format_cell
 from .formats import MISSING
 
@@ -124,6 +124,34 @@ def score_rows(results: Results, rows: Sequence[tuple[str, str, str]], columns: 
             records.append({"row": label, "variant": variant, "method": method, "country": col,
                             "metric": PAPER_SCORE, **cell_fields(cell)})
             line[col] = format_cell(cell, ci=ci)
+            if not cell.ok:
+                reasons.add(label, col, cell.missing)
+        shown.append(line)
+    return records, shown, cells
+
+
+DELTA_NOTE = (
+    "Δ: a paired difference of alignment scores (the first model's minus the second's), with its 95% bootstrap CI "
+    "over questions: both answers to a question are resampled together, so the CI is that of the difference itself "
+    "(narrower than the two scores' own CIs suggest); a CI that excludes 0 shows an effect at that level, one that "
+    "includes 0 shows none."
+)
+
+
+def delta_rows(results: Results, rows: Sequence[tuple[str, tuple[str, str], tuple[str, str]]],
+               columns: Sequence[str], reasons: Reasons) -> tuple[list[dict], list[dict], dict]:
+    """CSV records and display rows for (label, (variant, method), (base variant, base method))
+    paired differences (``scoring.comparison_rows``) over ``columns``; also the cells."""
+    records, shown, cells = [], [], {}
+    for label, (variant, method), (base_variant, base_method) in rows:
+        line = {"": label}
+        metric = delta_metric(base_variant, base_method)
+        for col in columns:
+            cell = results.cell(variant, method, col, metric)
+            cells[(label, col)] = cell
+            records.append({"row": label, "variant": variant, "method": method, "country": col, "metric": metric,
+                            **cell_fields(cell)})
+            line[col] = format_cell(cell, sign=True)
             if not cell.ok:
                 reasons.add(label, col, cell.missing)
         shown.append(line)

@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from .. import design
 from ..design import AVG, BASE, PAPER_SCORE
 from ..orders import MEAN, ORDERS, ORIGINAL, PERMUTED, REVERSED
