@@ -32,8 +32,10 @@ test: venv
 lint: venv
 	$(BIN)/snakemake --lint
 
+# P1 and P3 (5 answered examples per prompt) in the dtype a workflow job picks on this machine
 bench: venv
-	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_engine.py --method culture_aware --dtype auto
+	$(BIN)/python benchmarks/bench_engine.py --method self_alignment --dtype auto
 
 clean:
 	rm -rf results logs checkpoints .snakemake
