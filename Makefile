@@ -36,8 +36,10 @@ lint: venv
 	$(BIN)/snakemake --lint --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 	$(BIN)/snakefmt --check Snakefile rules/
 
+# P1 and P3 (5 answered examples per prompt) in the dtype a workflow job picks on this machine
 bench: venv
-	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_engine.py --method culture_aware --dtype auto
+	$(BIN)/python benchmarks/bench_engine.py --method self_alignment --dtype auto
 
 # Llama-3-8B shape with random weights on a GPU (benchmarks/README.md); BENCH_GPU_ARGS="--device cpu --tiny" on a CPU
 bench-gpu: venv

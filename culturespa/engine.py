@@ -53,6 +53,7 @@ import logging
 import math
 import sys
 import time
+import weakref
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,13 +229,16 @@ class Engine:
 
     def _forward_kind(self) -> str:
         """The logprob pass: "packed" (``PackedDecoder``) or "hf" (the model's own forward).
-        "auto": packed on CPU for a supported model with eager-style attention whose fused weight
-        copy stays under 2 GiB, else hf (on a GPU the model's SDPA forward is the fast one)."""
+        "auto": packed only where it was measured to gain (``PackedDecoder.gains_here``: bf16 on a
+        CPU with native bf16, a supported model whose fused weight copy stays under 2 GiB), with
+        eager-style attention; else hf (float32 on a CPU, any GPU)."""
         if self.forward_impl != "auto":
             return self.forward_impl
-        if self.device.type == "cpu" and self.attention in ("auto", "eager") and PackedDecoder.supports(self.model):
-            if PackedDecoder.copy_bytes(self.model) <= 2 * 2**30:
+        if self.attention in ("auto", "eager") and PackedDecoder.supports(self.model):
+            gains, why = PackedDecoder.gains_here(self.model)
+            if gains and PackedDecoder.copy_bytes(self.model) <= 2 * 2**30:
                 return "packed"
+            log.debug("logprob pass: the model's own forward (%s)", why)
         return "hf"
 
     def _job_forward(self, job: _Job) -> str:
@@ -263,15 +267,22 @@ class Engine:
         return job.decoder
 
     def _logprob_attention(self) -> str:
-        """Attention implementation for the tree-masked logprob pass. "auto": eager on CPU (for
-        these short sequences its bf16 matmuls beat the CPU SDPA kernel with a mask by ~3x per
-        layer), SDPA on a GPU whatever the model was loaded with (eager materialises every score
-        matrix; flash attention cannot take the tree mask)."""
+        """Attention implementation for the tree-masked logprob pass of the model's own forward.
+        "auto": SDPA on a GPU whatever the model was loaded with (eager materialises every score
+        matrix; flash attention cannot take the tree mask); on CPU sdpa in float32 (its fused
+        kernel beats eager attention at every length measured: 1.6x on 60-token P1 suffixes, 4.9x
+        on 400-token P3 ones, 2 cores, Zen 3), eager in bf16/float16 (for short prompts eager bf16
+        matmuls beat the CPU SDPA kernel with a mask: 1.58 s against 1.70 s on the bench's P1
+        prompts, Zen 5)."""
+        import torch
+
         own = getattr(self.model.config, "_attn_implementation", "sdpa")
         if self.attention == "model":
             return own
         if self.attention == "auto":
-            return "eager" if self.device.type == "cpu" else "sdpa"
+            if self.device.type == "cpu":
+                return "sdpa" if self.model.dtype == torch.float32 else "eager"
+            return "sdpa"
         return self.attention
 
     @property
@@ -471,8 +482,7 @@ class Engine:
         dec = self._packed_decoder(job)
         part, row0 = self._packed_part(job.prefix_len, suffixes, tries)
         hidden = dec.forward(part, prefix=self._prefix_kv(job, "packed"), compiled=self._compiled(job))
-        logits = torch.nn.functional.linear(hidden, dec.lm_head.weight, dec.lm_head.bias).float()
-        return logits, row0
+        return float32_head(self.model).logits(hidden), row0
 
     def _packed_part(self, P: int, suffixes, tries) -> tuple["Part", list[int]]:
         """The batch for the packed decoder: its packed tokens, tree mask and the rows read (answer position, then
@@ -554,15 +564,15 @@ class Engine:
                 config=self.model.config,
             )
         with _attention_implementation(self.model, impl):
-            out = self.model(
+            logits = last_logits_float32(  # [B, M+1, V]: answer position, then slots
+                self.model,
+                M + 1,
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask,
                 position_ids=positions.to(self.device),
                 cache=cache,
                 use_cache=cache is not None,
-                logits_to_keep=M + 1,
             )
-        logits = out.logits.float()  # [B, M+1, V]: answer position, then slots
         return logits.reshape(B * (M + 1), -1), [r * (M + 1) for r in range(B)]
 
     def _mask_for_attention(self, allowed, impl: str):
@@ -672,6 +682,103 @@ class Engine:
             for i, rec in zip(batch, self.answer_batch(job, b, mode, seed, max_answer)):
                 out[i] = rec
         return out
+
+
+# --- the read-out in float32 -------------------------------------------------------------------
+
+# logits scaled or capped after the output layer: the model's own head is kept for these
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+_FP32_HEAD_CACHE_BYTES = 512 * 2**20  # a float32 copy of a bf16 output layer up to this size is kept
+
+
+class Float32Head:
+    """The final norm and output layer of a causal LM, computed in float32 on the rows that are
+    read, whatever the model's dtype: bf16 logits carry 8 significant bits, which quantises the
+    option probabilities (distinct items with identical probability vectors). The decoder layers
+    keep the model's dtype. A float32 copy of a low-precision output layer is kept when it is at
+    most 512 MiB (SmolLM2: 113 MB); a larger one is converted in slices of the vocabulary."""
+
+    def __init__(self, model):
+        import torch
+
+        self.decoder = model.base_model
+        self.norm = self.decoder.norm
+        self.out = model.get_output_embeddings()
+        self.dtype = model.dtype
+        self._weight = None
+        self._version = None
+
+    @staticmethod
+    def supports(model) -> bool:
+        """A decoder with a final ``norm`` and a plain linear output layer, and no logit scaling
+        or capping after it; other models keep their own head (logits cast to float32)."""
+        import torch
+
+        cfg = getattr(model, "config", None)
+        if any(getattr(cfg, k, None) for k in _LOGIT_TRANSFORMS):
+            return False
+        base = getattr(model, "base_model", None)
+        out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        return (base is not None and base is not model and isinstance(getattr(base, "norm", None), torch.nn.Module)
+                and type(out) is torch.nn.Linear)
+
+    def normed(self, hidden):
+        """The final norm in float32: the norm module's own forward on float32 weights and input."""
+        from torch.func import functional_call
+
+        params = {k: v.detach().float() for k, v in self.norm.named_parameters()}
+        return functional_call(self.norm, params, (hidden.float(),))
+
+    def logits(self, hidden):
+        """float32 logits [rows, vocab] from pre-norm hidden states [rows, width]."""
+        import torch
+        import torch.nn.functional as F
+
+        h = self.normed(hidden)
+        w, b = self.out.weight, self.out.bias
+        b = None if b is None else b.float()
+        if self.dtype == torch.float32:
+            return F.linear(h, w, b)
+        if w.numel() * 4 <= _FP32_HEAD_CACHE_BYTES:
+            if self._weight is None or self._version != (w.data_ptr(), w._version):
+                self._weight, self._version = w.detach().float(), (w.data_ptr(), w._version)
+            return F.linear(h, self._weight, b)
+        step = max(1, _FP32_HEAD_CACHE_BYTES // (4 * w.shape[1]))
+        return torch.cat([F.linear(h, w[i : i + step].float(), None if b is None else b[i : i + step])
+                          for i in range(0, w.shape[0], step)], dim=-1)
+
+    def last_logits(self, keep: int, **forward_kwargs):
+        """float32 logits [batch, keep, vocab] of the last ``keep`` positions: the decoder in the
+        model's dtype (its final norm's input captured), then ``logits`` on those rows."""
+        captured = []
+        hook = self.norm.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        try:
+            self.decoder(**forward_kwargs)
+        finally:
+            hook.remove()
+        return self.logits(captured[-1][:, -keep:])
+
+
+def last_logits_float32(model, keep: int, **forward_kwargs):
+    """float32 logits [batch, keep, vocab] of the last ``keep`` positions of ``model`` on
+    ``forward_kwargs`` (``Float32Head`` where the model supports it, else its own logits cast)."""
+    head = float32_head(model)
+    if head is None:
+        return model(**forward_kwargs, logits_to_keep=keep).logits[:, -keep:].float()
+    return head.last_logits(keep, **forward_kwargs)
+
+
+_HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def float32_head(model) -> Float32Head | None:
+    """The model's ``Float32Head`` (one per model and dtype), or None where it does not apply."""
+    head = _HEADS.get(model)
+    if head is None or head.dtype != model.dtype:
+        if not Float32Head.supports(model):
+            return None
+        head = _HEADS[model] = Float32Head(model)
+    return head
 
 
 # --- resumable jobs ----------------------------------------------------------------------------

@@ -340,14 +340,12 @@ def collate(pad_id: int):
 
 
 def _compute_dtype(setting: str, device: str):
-    import torch
+    """The training compute dtype: an explicit setting wins; "auto" as inference picks it
+    (``models.resolve_dtype``: bf16 on GPUs that have it, else float16; bf16 on CPUs that compute
+    it natively, else float32)."""
+    from .models import resolve_dtype
 
-    if setting != "auto":
-        return getattr(torch, setting)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # x86 CPUs run bf16 matmuls (natively with AVX512-BF16/AMX); measured to work with bitsandbytes.
-    return torch.bfloat16
+    return resolve_dtype(setting, device)
 
 
 def _load_trainable(spec, settings: TrainSettings, device: str):

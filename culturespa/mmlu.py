@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, CultureSPAError, DataFileError
-from .engine import common_prefix_len
+from .engine import common_prefix_len, last_logits_float32
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,8 @@ def letter_token_ids(tokenizer, letters: str = "both") -> list[list[int]]:
 
 def _letter_scores(model, ids: list[list[int]], prefix_len: int, letter_ids, batch_size: int, pad_id: int):
     """log(P(letter) summed over its variants) for A-D, per prompt, with the shared prefix's KV
-    cache computed once."""
+    cache computed once; the final norm and output layer in float32 whatever the model's dtype
+    (``engine.last_logits_float32``)."""
     import torch
     from transformers import DynamicCache
 
@@ -304,15 +305,16 @@ def _letter_scores(model, ids: list[list[int]], prefix_len: int, letter_ids, bat
                 config=model.config,
             )
         with torch.inference_mode():
-            out = model(
+            logits = last_logits_float32(
+                model,
+                1,
                 input_ids=input_ids.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
                 cache=cache,
                 use_cache=cache is not None,
-                logits_to_keep=1,
             )
-            logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, flat].double().cpu().numpy()
+            logp = torch.log_softmax(logits[:, -1, :], dim=-1)[:, flat].double().cpu().numpy()
         for r, i in enumerate(batch):
             for g in range(len(LETTERS)):
                 scores[i, g] = np.logaddexp.reduce(logp[r, groups == g])

@@ -103,12 +103,130 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _torch_dtype(dtype: str):
+# --- the compute dtype ("auto": from the hardware) -----------------------------------------------
+
+# bf16 counts as native on a CPU when its matrix products run at least this much faster than float32
+# (native: ~2.5x on AVX512-BF16, more with AMX; emulated: 0.02-0.2x)
+BF16_MIN_SPEEDUP = 1.3
+_X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> tuple[str, set[str]] | None:
+    """(model name, feature flags) of this CPU from /proc/cpuinfo (x86 ``flags``, Arm
+    ``Features``), or None where that file is missing (macOS, Windows)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    name, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model", "hardware") and not name:
+            name = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return (name or "unknown CPU"), flags
+
+
+def cpu_bf16_flag() -> bool | None:
+    """Whether the CPU's own flags include a bf16 dot product (x86 avx512_bf16 or amx_bf16, Arm
+    bf16); None where the flags cannot be read. torch's own checks do not tell: oneDNN reports
+    bf16 support where it only emulates it (plain AVX-512)."""
+    info = cpu_flags()
+    if info is None or not info[1]:
+        return None
+    return any(f in info[1] for f in _X86_BF16_FLAGS) or "bf16" in info[1]
+
+
+def _matmul_seconds(dtype, rows: int = 128, k: int = 576, n: int = 1536, repeats: int = 5) -> float:
+    import time
+
+    import torch
+
+    a, b = torch.randn(rows, k).to(dtype), torch.randn(k, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bf16_speedup() -> float:
+    """float32 time / bf16 time of one matrix product of a small model's shape (best of 5: about
+    1 s where bf16 is emulated, a few ms where it is native)."""
+    import torch
+
+    return _matmul_seconds(torch.float32) / _matmul_seconds(torch.bfloat16)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "culturespa"
+
+
+def cpu_bf16_native() -> tuple[bool, str]:
+    """(whether this CPU computes bf16 natively, why). No bf16 flag: no (emulated bf16 runs 5-50x
+    slower than float32). A flag, or no flags to read: a timed bf16-vs-float32 matrix product
+    decides (bf16 at least ``BF16_MIN_SPEEDUP`` times faster), timed once per machine and torch
+    version and cached in ``~/.cache/culturespa/cpu_bf16.json``."""
+    import json
+
+    import torch
+
+    flag = cpu_bf16_flag()
+    info = cpu_flags()
+    name = info[0] if info else platform_name()
+    if flag is False:
+        return False, f"{name}: no bf16 instructions (no avx512_bf16, amx_bf16 or bf16 flag)"
+    key = f"{name} | torch {torch.__version__}"
+    path = _cache_dir() / "cpu_bf16.json"
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    speedup = cached.get(key) if isinstance(cached, dict) else None
+    if not isinstance(speedup, (int, float)):
+        speedup = bf16_speedup()
+        try:
+            from .io import write_json
+
+            write_json(path, {**(cached if isinstance(cached, dict) else {}), key: speedup})
+        except OSError as e:  # a read-only home: time it again next job
+            log.debug("cannot cache the bf16 timing in %s: %s", path, e)
+    how = "bf16 flag" if flag else "CPU flags unreadable"
+    native = speedup >= BF16_MIN_SPEEDUP
+    return native, f"{name}: {how}, bf16 matmul x{speedup:.2f} the float32 rate (needs x{BF16_MIN_SPEEDUP})"
+
+
+def platform_name() -> str:
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def resolve_dtype(dtype: str, device: str | None = None):
+    """The torch dtype a job computes in. An explicit ``dtype`` wins; "auto" picks from the
+    hardware: on CUDA bf16 where the GPU supports it, else float16; on a CPU bf16 only where it
+    computes bf16 natively (``cpu_bf16_native``), else float32. Logged."""
     import torch
 
     if dtype not in DTYPES:
         raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
-    return "auto" if dtype == "auto" else getattr(torch, dtype)
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    device = str(device or pick_device())
+    if device.startswith("cuda"):
+        bf16 = torch.cuda.is_bf16_supported()
+        chosen, why = (torch.bfloat16, "the GPU supports bf16") if bf16 else (torch.float16, "the GPU lacks bf16")
+    elif device == "cpu":
+        native, why = cpu_bf16_native()
+        chosen = torch.bfloat16 if native else torch.float32
+    else:
+        chosen, why = torch.float32, f"device {device}"
+    log.info("dtype auto -> %s on %s (%s)", str(chosen).replace("torch.", ""), device, why)
+    return chosen
 
 
 def _source(path_or_hub_id: str | Path) -> str:
@@ -155,29 +273,27 @@ def load_model(
 ):
     """A causal LM in eval mode on ``device`` (default: ``pick_device()``).
 
-    ``dtype``: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
-    ``quantization``: None, "4bit" (bitsandbytes nf4, compute in bf16) or "8bit".
+    ``dtype``: "auto" (from the hardware, see ``resolve_dtype``), "float32", "bfloat16" or "float16".
+    ``quantization``: None, "4bit" (bitsandbytes nf4, computing in ``dtype``) or "8bit".
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict = {"dtype": _torch_dtype(dtype), "revision": revision}
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
     if quantization not in (None, "4bit", "8bit"):
         raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
     source = _source(path_or_hub_id)
     device = device or pick_device()
+    kwargs: dict = {"dtype": resolve_dtype(dtype, device), "revision": revision}
     if quantization is not None:
         from transformers import BitsAndBytesConfig
 
         if quantization == "4bit":
-            compute = torch.bfloat16 if dtype in ("auto", "bfloat16") else _torch_dtype(dtype)
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
             )
-        elif quantization == "8bit":
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         else:
-            raise ConfigError(f"quantization: {quantization!r} is not one of null, '4bit', '8bit'")
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = device
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)

@@ -46,8 +46,6 @@ class PackedDecoder:
         self.rotary = inner.rotary_emb
         self.embed = inner.embed_tokens
         self.final_norm_w = inner.norm.weight
-        self.final_eps = _rms_eps(inner.norm)
-        self.lm_head = model.get_output_embeddings()
         self.n_heads = cfg.num_attention_heads
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -157,6 +155,29 @@ class PackedDecoder:
             return False
 
     @staticmethod
+    def gains_here(model) -> tuple[bool, str]:
+        """(whether the packed pass is worth using for ``model`` here, why). Only bf16 on a CPU
+        that computes bf16 natively, with oneDNN's bf16 kernels: there it measured 1.28x the model's
+        own forward (P1 prompts, Zen 5 with AVX512-BF16, 2026-11-25). In float32 it gains
+        1.0-1.05x over the model's forward with SDPA attention (P1 and P3 prompts, Zen 3,
+        2026-11-30): not used, the model's own forward is."""
+        import torch
+
+        from .models import cpu_bf16_native
+
+        if model.device.type != "cpu" or model.dtype != torch.bfloat16:
+            return False, f"{str(model.dtype).replace('torch.', '')} on {model.device.type}: no gain measured"
+        native, why = cpu_bf16_native()
+        if not native:
+            return False, why
+        try:
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return False, "this torch's oneDNN has no bf16 kernels"
+        except (AttributeError, RuntimeError):
+            return False, "this torch has no oneDNN"
+        return True, why
+
+    @staticmethod
     def copy_bytes(model) -> int:
         """Bytes of the (fused, possibly re-laid-out) decoder-layer weights kept beside the model's."""
         total = 0
@@ -176,7 +197,8 @@ class PackedDecoder:
         return cos[..., :h], cos[..., h:], sin[..., :h], sin[..., h:]
 
     def forward(self, part: "Part", prefix=None, want_kv: bool = False, compiled: bool = False):
-        """Hidden states after the final norm at the part's rows ``keep`` (all rows if None).
+        """Hidden states after the last layer (before the final norm, which the engine applies
+        in float32 with the output layer) at the part's rows ``keep`` (all rows if None).
         ``prefix``: per layer (keys, values) [1, n_kv, P, d]. With ``want_kv`` also returns the keys
         and values of the (unpadded) part per layer, for a prefix. ``compiled``: the element-wise
         stretches run as compiled kernels (padded parts with a prefix; eager otherwise, and from
@@ -189,8 +211,7 @@ class PackedDecoder:
         with torch.inference_mode():
             for li, L in enumerate(self.layers):
                 self._layer(L, st, prefix[li] if prefix is not None else None, li == last, kvs)
-        out = _rms(st["x"], self.final_eps) * self.final_norm_w
-        return (out, kvs) if want_kv else out
+        return (st["x"], kvs) if want_kv else st["x"]
 
     def _start(self, part: "Part", fused: "_Kernels | None") -> dict:
         x = self.embed(part.ids)

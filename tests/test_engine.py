@@ -299,7 +299,7 @@ def test_chat_text(loaded):
     assert example.startswith(prompt) and example.rstrip().endswith("3<|im_end|>")
 
 
-# --- the packed logprob pass (CPU default) against the model's own forward -------------------
+# --- the packed logprob pass (bf16 on CPUs with native bf16) against the model's own forward -----
 
 
 def _assert_same_answers(a, b, atol=1e-5, rel=1e-4):
@@ -310,7 +310,7 @@ def _assert_same_answers(a, b, atol=1e-5, rel=1e-4):
 @pytest.mark.slow
 def test_packed_forward_matches_model_forward(loaded):
     model, tok = loaded
-    assert Engine(model, tok).settings()["forward"] == "packed"  # the CPU default for SmolLM2
+    assert Engine(model, tok).settings()["forward"] == "hf"  # float32: the packed pass gains nothing
     for kw in ({"batch_size": 3}, {"batch_size": 7, "prefix_cache": False}):
         hf = Engine(model, tok, forward="hf", **kw).option_probabilities(PROMPTS)
         packed = Engine(model, tok, forward="packed", **kw).option_probabilities(PROMPTS)
@@ -340,8 +340,7 @@ def test_packed_forward_other_decoders(loaded, kind):
     _, tok = loaded
     model = _tiny(kind, len(tok))
     hf = Engine(model, tok, batch_size=4, forward="hf").option_probabilities(PROMPTS)
-    engine = Engine(model, tok, batch_size=4)
-    assert engine.settings()["forward"] == "packed"
+    engine = Engine(model, tok, batch_size=4, forward="packed")
     _assert_same_answers(engine.option_probabilities(PROMPTS), hf)
     import torch
 
@@ -371,28 +370,29 @@ def test_packed_forward_bf16(loaded):
 
 
 @pytest.mark.slow
-def test_compiled_kernels_match_the_model(loaded, smollm2_path):
+def test_compiled_kernels_match_the_model(loaded):
     """The compiled element-wise kernels really run, and give the model's own answers: to rounding
     in float32, and to bf16 rounding next to the eager kernels in bf16."""
     import torch
 
     from culturespa import packed
-    from culturespa.models import load
 
     if packed.compiler_found() is None:
         pytest.skip("no C++ compiler: the compiled kernels are off (the fallback is tested below)")
     model, tok = loaded
     hf = Engine(model, tok, batch_size=3, forward="hf").option_probabilities(PROMPTS)
-    engine = Engine(model, tok, batch_size=3, compile="always")
+    engine = Engine(model, tok, batch_size=3, compile="always", forward="packed")
     job = engine.prepare(PROMPTS)
     out = engine.option_probabilities(PROMPTS)
     assert engine._compiled(job) and packed.kernels_off_reason() is None
     _assert_same_answers(out, hf)
 
-    model16, tok16 = load(smollm2_path, dtype="bfloat16", device="cpu")
-    eager = Engine(model16, tok16, batch_size=3, compile="never").option_probabilities(PROMPTS)
-    fused = Engine(model16, tok16, batch_size=3, compile="always").option_probabilities(PROMPTS)
-    assert model16.dtype == torch.bfloat16 and packed.kernels_off_reason() is None
+    # bf16 (where the packed pass runs by default) on a small model of the same architecture: bf16
+    # matrix products are slow on CPUs without native bf16
+    model16 = _tiny("llama3", len(tok)).to(torch.bfloat16)
+    eager = Engine(model16, tok, batch_size=3, compile="never", forward="packed").option_probabilities(PROMPTS)
+    fused = Engine(model16, tok, batch_size=3, compile="always", forward="packed").option_probabilities(PROMPTS)
+    assert packed.kernels_off_reason() is None
     _assert_same_answers(fused, eager, atol=0.05, rel=0.1)
 
 
@@ -409,14 +409,14 @@ def test_compile_failure_falls_back_to_eager(loaded, monkeypatch, caplog):
     monkeypatch.setattr(packed, "_KERNELS", Broken())
     monkeypatch.setattr(packed, "_KERNELS_OFF", None)
     model, tok = loaded
-    eager = Engine(model, tok, batch_size=3, compile="never").option_probabilities(PROMPTS)
+    eager = Engine(model, tok, batch_size=3, compile="never", forward="packed").option_probabilities(PROMPTS)
     with caplog.at_level(logging.WARNING, logger="culturespa.packed"):
-        out = Engine(model, tok, batch_size=3, compile="always").option_probabilities(PROMPTS)
+        out = Engine(model, tok, batch_size=3, compile="always", forward="packed").option_probabilities(PROMPTS)
     _assert_same_answers(out, eager, atol=0, rel=0)
     assert "simulated inductor failure" in packed.kernels_off_reason()
     assert sum("compiled kernels off" in r.message for r in caplog.records) == 1
     # later jobs in the process do not try again
-    assert not Engine(model, tok, compile="always")._compiled(Engine(model, tok).prepare(PROMPTS))
+    assert not Engine(model, tok, compile="always", forward="packed")._compiled(Engine(model, tok).prepare(PROMPTS))
 
 
 def test_compile_auto_only_for_large_jobs(loaded, monkeypatch):
@@ -426,7 +426,7 @@ def test_compile_auto_only_for_large_jobs(loaded, monkeypatch):
     monkeypatch.setattr(packed, "compiler_found", lambda: "/usr/bin/g++")
     monkeypatch.setattr(packed, "_KERNELS_OFF", None)
     model, tok = loaded
-    auto = Engine(model, tok, compile="auto")
+    auto = Engine(model, tok, compile="auto", forward="packed")
     assert not auto._compiled(auto.prepare(PROMPTS))  # 7 prompts: compiling would not pay
     monkeypatch.setattr(engine_module, "COMPILE_MIN_PROMPTS", 5)
     assert auto._compiled(auto.prepare(PROMPTS))
@@ -434,3 +434,80 @@ def test_compile_auto_only_for_large_jobs(loaded, monkeypatch):
     assert not Engine(model, tok, compile="always", forward="hf")._compiled(auto.prepare(PROMPTS))
     with pytest.raises(Exception, match="compile"):
         Engine(model, tok, compile="sometimes")
+
+
+# --- which logprob pass runs where -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_packed_pass_only_for_bf16_on_a_cpu_with_native_bf16(loaded, monkeypatch, native):
+    """auto: the packed pass only where it gains (bf16, native bf16 CPU, oneDNN bf16 kernels);
+    elsewhere the model's own forward, whose answers it matches (tested above)."""
+    import torch
+
+    from culturespa import models
+
+    monkeypatch.setattr(models, "cpu_bf16_native", lambda: (native, "mocked CPU"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    model32, tok = loaded
+    model16 = _tiny("llama3", len(tok)).to(torch.bfloat16)
+    assert Engine(model16, tok).settings()["forward"] == ("packed" if native else "hf")
+    assert Engine(model32, tok).settings()["forward"] == "hf"  # float32: never auto
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert Engine(model16, tok).settings()["forward"] == "hf"  # a torch without oneDNN bf16 kernels
+    assert Engine(model16, tok, forward="packed").settings()["forward"] == "packed"  # explicit wins
+
+
+def test_cpu_attention_follows_the_dtype(loaded):
+    import torch
+
+    model32, tok = loaded
+    assert Engine(model32, tok)._logprob_attention() == "sdpa"
+    assert Engine(model32, tok, attention="eager")._logprob_attention() == "eager"
+    assert Engine(_tiny("llama3", len(tok)).to(torch.bfloat16), tok)._logprob_attention() == "eager"
+
+
+# --- the read-out in float32 ---------------------------------------------------------------------
+
+
+def test_float32_head_of_a_bf16_model(loaded):
+    """A bf16 model's logits come from its final norm and output layer in float32 (the hidden
+    state before the norm is the model's own): bf16 logits would quantise the probabilities."""
+    import torch
+
+    from culturespa.engine import float32_head, last_logits_float32
+
+    _, tok = loaded
+    model = _tiny("llama3", len(tok)).to(torch.bfloat16)
+    ids = torch.tensor([[5, 17, 29, 301, 4000, 77]])
+    captured = []
+    hook = model.model.norm.register_forward_hook(lambda m, args, out: captured.append(args[0]))
+    with torch.no_grad():
+        own = model(ids).logits[0, -2:]  # the model's own head: bf16
+        got = last_logits_float32(model, 2, input_ids=ids)[0]
+    hook.remove()
+    h = captured[0][0, -2:].double()
+    norm = model.model.norm
+    ref = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)) * norm.weight.double()
+    ref = ref @ model.lm_head.weight.double().T
+    assert got.dtype == torch.float32 and own.dtype == torch.bfloat16
+    err_got, err_own = (got.double() - ref).abs().max(), (own.double() - ref).abs().max()
+    assert err_got < 1e-4 * ref.abs().max() and err_own > 20 * err_got
+    assert float32_head(model) is float32_head(model)  # the float32 copy of the output layer is kept
+
+
+def test_float32_head_falls_back_for_scaled_logits(loaded):
+    import torch
+
+    from culturespa.engine import Float32Head, last_logits_float32
+
+    _, tok = loaded
+    model = _tiny("llama3", len(tok)).to(torch.bfloat16)
+    assert Float32Head.supports(model)
+    model.config.final_logit_softcapping = 30.0  # (a Gemma-style head the engine does not redo)
+    assert not Float32Head.supports(model)
+    ids = torch.tensor([[5, 17, 29]])
+    with torch.no_grad():
+        got = last_logits_float32(model, 1, input_ids=ids)
+        own = model(ids, logits_to_keep=1).logits
+    assert got.dtype == torch.float32 and torch.equal(got, own.float())  # the model's own (bf16) logits

@@ -67,7 +67,7 @@ BLIND_TEMPLATE = "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif 
 
 def faults_config(smollm2_path: Path, data_dir: Path) -> dict:
     """A small setup on top of config.yaml: one country, 2 questions per topic, 2 training steps."""
-    model = {"path": str(smollm2_path), "dtype": "bfloat16"}
+    model = {"path": str(smollm2_path), "dtype": "auto"}
     return {
         "data_mirror": str(data_dir),
         "countries": ["USA"],

@@ -80,3 +80,84 @@ def test_chat_template_override(smollm2_path):
 def test_load_nonexistent_model_is_a_clear_error(tmp_path):
     with pytest.raises(CultureSPAError, match="does not exist"):
         models.load_model(tmp_path / "missing", dtype="float32", device="cpu")
+
+
+# --- dtype "auto": from the hardware -----------------------------------------------------------
+
+
+def _cpuinfo(monkeypatch, tmp_path, flags: str, name: str = "Test CPU"):
+    """/proc/cpuinfo as a CPU with ``flags`` would print it; the bf16 timing cache in tmp_path."""
+    from pathlib import Path
+
+    text = f"processor\t: 0\nmodel name\t: {name}\nflags\t\t: {flags}\n\n"
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text if str(self) == "/proc/cpuinfo" else real(self, *a, **k))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+
+def test_auto_is_float32_on_a_cpu_without_bf16(monkeypatch, tmp_path, caplog):
+    import logging
+
+    import torch
+
+    _cpuinfo(monkeypatch, tmp_path, "fpu sse2 avx2 avx512f avx512bw avx512_vnni", "Xeon without BF16")
+    monkeypatch.setattr(models, "bf16_speedup", lambda: pytest.fail("no bf16 flag: nothing to time"))
+    with caplog.at_level(logging.INFO, logger="culturespa.models"):
+        assert models.resolve_dtype("auto", "cpu") == torch.float32
+    assert "float32" in caplog.text and "Xeon without BF16" in caplog.text and "no bf16 instructions" in caplog.text
+    assert models.resolve_dtype("bfloat16", "cpu") == torch.bfloat16  # an explicit dtype wins
+
+
+@pytest.mark.parametrize("flags", ["avx2 avx512f avx512_bf16", "avx2 amx_bf16 amx_tile", "fp asimd sve bf16 i8mm"])
+def test_auto_is_bf16_on_a_cpu_with_bf16_timed_once(monkeypatch, tmp_path, flags):
+    import torch
+
+    _cpuinfo(monkeypatch, tmp_path, flags)
+    timings = []
+    monkeypatch.setattr(models, "bf16_speedup", lambda: timings.append(1) or 2.5)
+    assert models.resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert models.resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert len(timings) == 1  # cached per machine (CPU model, torch version)
+    assert (tmp_path / "culturespa" / "cpu_bf16.json").is_file()
+    assert models.resolve_dtype("float32", "cpu") == torch.float32
+
+
+def test_auto_trusts_the_timing_over_a_flag(monkeypatch, tmp_path):
+    """A bf16 flag whose matrix products still run slow (an old oneDNN): float32."""
+    import torch
+
+    _cpuinfo(monkeypatch, tmp_path, "avx512f avx512_bf16")
+    monkeypatch.setattr(models, "bf16_speedup", lambda: 0.4)
+    assert models.resolve_dtype("auto", "cpu") == torch.float32
+
+
+def test_auto_times_bf16_where_flags_cannot_be_read(monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(models, "cpu_flags", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(models, "bf16_speedup", lambda: 0.05)
+    assert models.resolve_dtype("auto", "cpu") == torch.float32
+
+
+@pytest.mark.parametrize("bf16, want", [(True, "bfloat16"), (False, "float16")])
+def test_auto_on_cuda(monkeypatch, bf16, want):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(models, "cpu_bf16_native", lambda: pytest.fail("a GPU job does not ask the CPU"))
+    assert models.resolve_dtype("auto", "cuda") == getattr(torch, want)
+    assert models.resolve_dtype("auto", "cuda:1") == getattr(torch, want)
+    assert models.resolve_dtype("float32", "cuda") == torch.float32
+
+
+def test_the_real_cpu_gets_a_dtype_it_computes_fast(monkeypatch, tmp_path):
+    """On this machine: bf16 only where a bf16 matrix product is not slower than float32."""
+    import torch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    chosen = models.resolve_dtype("auto", "cpu")
+    if chosen == torch.bfloat16:
+        assert models.bf16_speedup() >= 1.0
+    else:
+        assert chosen == torch.float32 and (models.cpu_bf16_flag() is False or models.bf16_speedup() < models.BF16_MIN_SPEEDUP)
