@@ -97,6 +97,18 @@ def materialise(rel: str, dest: str | Path, expected_sha256: str, mirror: str | 
     return source
 
 
+def materialise_all(checksums: dict[str, str], destinations, mirror: str | Path | None, base_url: str) -> None:
+    """``materialise`` every file of ``checksums`` (relative path -> sha256) into ``destinations``
+    (the paths, in the same order: a rule's outputs)."""
+    destinations = list(destinations)
+    if len(destinations) != len(checksums):
+        raise DataFileError(f"{len(checksums)} pinned files but {len(destinations)} destinations")
+    for (rel, sha256), dest in zip(checksums.items(), destinations):
+        if not str(dest).endswith(rel):
+            raise DataFileError(f"{dest}: expected the destination of {rel}")
+        materialise(rel, dest, sha256, mirror, base_url)
+
+
 def verify_materialised(root: str | Path, checksums: dict[str, str]) -> int:
     """Check every already materialised file under ``root`` against its pinned sha256 (the
     workflow does this before any job starts): a file changed after it was fetched and verified

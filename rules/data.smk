@@ -7,15 +7,13 @@ onstart:
     verify_materialised(mmlu_file(""), MMLU_CHECKSUMS)
 
 
-rule get_culturespa_file:
+# The paper's released data (41 files, 4.5 MB), fetched in one job from data_mirror or the authors'
+# repository at the pinned commit, each file verified against its pinned sha256 (culturespa/fetch.py).
+rule get_culturespa_data:
     output:
-        "resources/culturespa/{relpath}",
+        [culturespa_file(p) for p in CHECKSUMS],
     log:
-        "logs/data/{relpath}.log",
-    wildcard_constraints:
-        relpath="|".join(re.escape(p) for p in CHECKSUMS),
-    group:
-        "data"
+        "logs/data/culturespa.log",
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -23,22 +21,18 @@ rule get_culturespa_file:
         mem_mb=512,
         runtime=15,
     params:
-        sha256=lambda wildcards: CHECKSUMS[wildcards.relpath],
+        checksums=CHECKSUMS,
         dataset="culturespa",
     script:
         "../scripts/fetch_data.py"
 
 
 # MMLU as LLaMA-Factory distributes it (culturespa/fetch.py says where from), verified like the data.
-rule get_mmlu_file:
+rule get_mmlu_data:
     output:
-        "resources/mmlu/{relpath}",
+        [mmlu_file(p) for p in MMLU_CHECKSUMS],
     log:
-        "logs/data/mmlu/{relpath}.log",
-    wildcard_constraints:
-        relpath="|".join(re.escape(p) for p in MMLU_CHECKSUMS),
-    group:
-        "data"
+        "logs/data/mmlu.log",
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -46,7 +40,7 @@ rule get_mmlu_file:
         mem_mb=512,
         runtime=15,
     params:
-        sha256=lambda wildcards: MMLU_CHECKSUMS[wildcards.relpath],
+        checksums=MMLU_CHECKSUMS,
         dataset="mmlu",
     script:
         "../scripts/fetch_data.py"

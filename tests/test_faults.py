@@ -702,7 +702,7 @@ def test_data_that_fail_the_checksum_never_reach_a_rule(setup, corrupt_release, 
     if source == "edited_after_fetch":  # fetched and verified once, then changed in place
         stage_data(work, setup["data_dir"], [rel])
         shutil.copyfile(mirror / rel, work / "resources/culturespa" / rel)
-        proc = run(smk(setup, work, [EXHAUST_OUT], "--allowed-rules", "get_culturespa_file", "generate_questions"))
+        proc = run(smk(setup, work, [EXHAUST_OUT], "--allowed-rules", "get_culturespa_data", "generate_questions"))
         out = output_of(proc)
         assert proc.returncode != 0
         assert f"resources/culturespa/{rel}: sha256 " in out and "changed after they were fetched" in out
@@ -721,7 +721,7 @@ def test_data_that_fail_the_checksum_never_reach_a_rule(setup, corrupt_release, 
         where = {"data_mirror": None, "data_base_url": f"http://127.0.0.1:{server.server_address[1]}"}
     try:
         override = write_yaml(tmp_path / "source.yaml", where)
-        proc = run(smk(setup, work, [EXHAUST_OUT], "--allowed-rules", "get_culturespa_file", "generate_questions",
+        proc = run(smk(setup, work, [EXHAUST_OUT], "--allowed-rules", "get_culturespa_data", "generate_questions",
                        configfiles=[override]))
     finally:
         if server is not None:

@@ -36,14 +36,17 @@ def test_dry_run_plans_the_papers_grid_with_mmlu(snakemake_bin, tmp_path):
     config = layered()
     n_countries, n_variants = len(config["countries"]), len(config["sft"]["variants"])
     assert jobs["generate_questions"] == 13 and jobs["filter_questions"] == 1
-    assert jobs["answer_pool_culture_unaware"] == 1
-    assert jobs["answer_pool_culture_aware"] == n_countries * len(config["pairs"]["settings"])  # 18 x (P1, P2)
-    assert jobs["collect_pairs"] == 2
+    # step 2: culture-unaware once, then P1 and P2 per country, one job each
+    assert jobs["answer_questions"] == 1 + n_countries * len(config["pairs"]["settings"])
+    # step 3: one pair job per (setting, country), then the culture-joint sets per setting
+    assert jobs["collect_pairs"] == n_countries * len(config["pairs"]["settings"]) and jobs["join_pairs"] == 2
     specific = sum(v.startswith("specific-") for v in config["sft"]["variants"])
     assert jobs["finetune_joint"] == n_variants - specific and jobs["finetune_specific"] == specific * n_countries
-    # one run: the base model with its six methods, every adapter with its three
-    assert jobs["evaluate_wvs"] == len(config["evaluation"]["base_methods"]) + n_variants * len(
-        config["evaluation"]["tuned_methods"])
-    # MMLU fetched (zip and mapping), the base model and each configured adapter, and the comparison
-    assert jobs["get_mmlu_file"] == 2
+    # one evaluation cell per (variant, method, country), original order only; culture-unaware asked once
+    base = config["evaluation"]["base_methods"]
+    tuned = config["evaluation"]["tuned_methods"]
+    assert config["evaluation"]["orders"] == ["original"]
+    assert jobs["evaluate_wvs"] == (1 + (len(base) - 1) * n_countries) + n_variants * len(tuned) * n_countries
+    # MMLU fetched (zip and mapping in one job), the base model and each configured adapter, and the comparison
+    assert jobs["get_mmlu_data"] == 1
     assert jobs["evaluate_mmlu"] == 1 + len(config["mmlu"]["variants"]) and jobs["compare_mmlu"] == 1

@@ -80,8 +80,8 @@ def test_slurm_profile_dry_run(snakemake_bin, data_dir, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
-    # one group job for all the downloads
-    assert out.count("Group job data") == 1, out[-3000:]
+    # one job for all the paper's data files
+    assert proc.stdout.count("rule get_culturespa_data:") == 1, out[-3000:]
     # every model job keeps its GPU and gets the profile's memory
     jobs = re.findall(r"^\s*rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", proc.stdout, flags=re.M)
     assert jobs
@@ -142,14 +142,13 @@ def test_released_scoring_through_slurm(data_dir, snakemake_bin, slurm, tmp_path
     assert proc.returncode == 0, f"{out[-6000:]}\n{slurm.logs()}"
     assert local.returncode == 0, local_out[-5000:]
 
-    # both cluster jobs went through sbatch, ran on the cluster and completed there: one group job
-    # for the downloads (a localrule in a group runs on the cluster) and the scoring
+    # both cluster jobs went through sbatch, ran on the cluster and completed there: the downloads
+    # and the scoring
     submitted = {}
     for _, jobid, log in SUBMITTED.findall(out):  # .snakemake/slurm_logs/<group_or_rule>/.../<jobid>.log
         parts = Path(log).parts
         submitted[parts[parts.index("slurm_logs") + 1]] = (jobid, Path(log))
-    assert set(submitted) == {"group_data_get_culturespa_file", "rule_score_released"}, out[-4000:]
-    assert "Group job data" in out
+    assert set(submitted) == {"rule_get_culturespa_data", "rule_score_released"}, out[-4000:]
     for name, (jobid, log) in submitted.items():
         record = slurm.job(jobid)
         assert record["JobState"] == "COMPLETED", record
@@ -158,9 +157,7 @@ def test_released_scoring_through_slurm(data_dir, snakemake_bin, slurm, tmp_path
         assert log.is_file(), log  # kept: slurm-keep-successful-logs
         assert "steps (100%) done" in log.read_text(), log.read_text()[-3000:]
     assert slurm.job(submitted["rule_score_released"][0])["Comment"].startswith("rule_score_released")
-    assert slurm.job(submitted["group_data_get_culturespa_file"][0])["Comment"].startswith("rule_data")
-    # the group job ran its downloads `cores` at a time: it asked for that many CPUs, not 21
-    assert int(slurm.job(submitted["group_data_get_culturespa_file"][0])["NumCPUs"]) <= os.cpu_count()
+    assert slurm.job(submitted["rule_get_culturespa_data"][0])["Comment"].startswith("rule_get_culturespa_data")
 
     # same table as the local run, to the last digit
     via_slurm = pd.read_csv(slurm_dir / TARGET)

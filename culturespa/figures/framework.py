@@ -21,7 +21,7 @@ STEPS = [  # (label, rule-name pattern) in pipeline order; first match wins
     ("1 Generate questions", r"^(generate_questions|filter_questions)"),
     ("2 Culture-unaware / culture-aware answers", r"^answer_"),
     ("3 Culture-related QA pairs", r"^(collect_pairs|join_pairs)"),
-    ("4 SFT (4-bit QLoRA)", r"^finetune_"),
+    ("4 SFT (4-bit QLoRA)", r"^(finetune_|summarise_adapters)"),
     ("Evaluation (WVS, MMLU)", r"^(evaluate_|score_|aggregate_|compare_)"),
     ("Figures, tables, report", r"^(figure|table_|released_table_|render_|plot_|export_|all$|paper$)"),
 ]
