@@ -1,4 +1,5 @@
-"""Command line tools: ``python -m culturespa show-prompt``.
+"""Command line tools: ``python -m culturespa show-prompt``, ``snapshot`` and ``render-snapshot``
+(``culturespa.snapshot``: a finished run's tidy results, and every figure and table rendered from them).
 
 ``show-prompt`` prints the system and user prompt the workflow sends for one method, culture and
 question, built by the same code the workflow runs (``methods.build_prompts``) from the same
@@ -239,12 +240,38 @@ def _parser() -> argparse.ArgumentParser:
                       help="config overrides, last (as snakemake --config; dotted keys nest)")
     show.add_argument("--directory", "-d", default=".", help="the run's working directory (resources/, results/)")
     show.add_argument("--model", help="the run model whose question pool --item looks up (default: run_models[0])")
+    take = sub.add_parser("snapshot", help="copy a finished run's tidy results (what the figures and tables read)")
+    take.add_argument("--model", required=True, help="the run model (results/MODEL)")
+    take.add_argument("--dest", required=True, help="the snapshot folder (replaced)")
+    take.add_argument("--directory", "-d", default=".", help="the run's working directory")
+    take.add_argument("--configfile", nargs="*", default=[], help="the config files the run used (copied along)")
+    take.add_argument("--note", default="", help="a line for the provenance record (scale, machine)")
+    draw = sub.add_parser("render-snapshot", help="every figure and table of the paper from a snapshot, no model")
+    draw.add_argument("snapshot", help="a snapshot folder (python -m culturespa snapshot)")
+    draw.add_argument("--directory", "-d", default=".", help="where results/ is written")
+    draw.add_argument("--cores", type=int, default=2)
+    draw.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                      help="more Snakemake arguments after --, e.g. -- --config data_mirror=../shared/culturespa")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s: %(message)s")
+    if args.command in ("snapshot", "render-snapshot"):
+        from . import snapshot
+
+        try:
+            if args.command == "snapshot":
+                record = snapshot.take(args.directory, args.model, args.dest, args.configfile, args.note)
+                print(f"{args.dest}: {len(record['files'])} files, {record['benchmarks']} benchmark TSVs, "
+                      f"{record['bytes'] / 1e6:.1f} MB, commit {record['commit']}")
+                return 0
+            extra = [a for a in args.snakemake_args if a != "--"]
+            return snapshot.render(args.snapshot, args.directory, args.cores, extra)
+        except CultureSPAError as e:
+            print(f"culturespa error: {e}", file=sys.stderr)
+            return 1
     try:
         config = load_config(args.configfile, args.config, args.directory)
         shown = show_prompt(args.method, args.country, args.item, config, args.directory, args.model, args.order)

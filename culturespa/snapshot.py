@@ -1,0 +1,145 @@
+"""A results snapshot: the tidy tables a finished run's figures and tables read, small enough to commit,
+and their restoration into ``results/`` so that every figure and table renders without a model.
+
+``take`` copies, from ``results/{model}/`` of a finished run, every file matching ``SNAPSHOT_FILES``
+(alignment, matrices, per-topic scores, pair statistics, MMLU, question-filter counts and pool,
+adapter summary, loss curves and training statistics) and the per-job benchmark TSVs of
+``results/benchmarks/{model}/``, with the configuration files that made them and the commit they ran
+at (``PROVENANCE``). ``restore`` copies them back into a working directory's ``results/`` (after which
+``snakemake paper --allowed-rules ...`` renders from them: ``RENDER_RULES``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable
+
+from .errors import DataFileError
+
+# relative to results/{model}/
+SNAPSHOT_FILES = (
+    "alignment.csv",
+    "matrices.csv",
+    "alignment_by_topic.csv",
+    "mmlu.csv",
+    "questions/*/filter_counts.csv",
+    "questions/*/topic_counts.csv",
+    "questions/*/pool.jsonl",
+    "pairs/*/*/stats.csv",
+    "pairs/*/*/topic_stats.csv",
+    "sft/adapters.csv",
+    "sft/**/loss.csv",
+    "sft/**/train_stats.json",
+)
+BENCHMARKS = "benchmarks"  # the snapshot's folder of results/benchmarks/{model}/
+PROVENANCE = "PROVENANCE.json"
+# the rules that turn a snapshot into figures and tables, besides the figure and table rules
+# themselves: the released answers' data and scores and the framework figure (none runs a model)
+RENDER_RULES = ("paper", "get_culturespa_data", "score_released", "export_rulegraph")
+
+
+def _files(root: Path, patterns: Iterable[str]) -> list[Path]:
+    out = set()
+    for pattern in patterns:
+        out.update(p for p in root.glob(pattern) if p.is_file())
+    return sorted(out)
+
+
+def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterable[str | Path] = (),
+         note: str = "") -> dict:
+    """Copy a finished run's tidy results of ``model`` (under ``workdir``) into ``dest``, replacing
+    what was there, with ``config_files`` and a provenance record (commit, files, sizes)."""
+    workdir, dest = Path(workdir), Path(dest)
+    src = workdir / "results" / model
+    if not (src / "alignment.csv").is_file():
+        raise DataFileError(f"{src}: no alignment.csv; is the run finished?")
+    if dest.exists():
+        shutil.rmtree(dest)
+    files = _files(src, SNAPSHOT_FILES)
+    for path in files:
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    bench_src = workdir / "results" / "benchmarks" / model
+    benches = _files(bench_src, ("**/*.tsv",)) if bench_src.is_dir() else []
+    for path in benches:
+        target = dest / BENCHMARKS / path.relative_to(bench_src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    configs = []
+    for cfg in config_files:
+        cfg = Path(cfg)
+        shutil.copy2(cfg, dest / cfg.name)
+        configs.append(cfg.name)
+    provenance = {"model": model, "commit": _commit(Path(__file__).resolve().parent.parent), "configs": configs,
+                  "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
+                  "bytes": sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()), "note": note}
+    (dest / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    return provenance
+
+
+def restore(src: str | Path, workdir: str | Path = ".") -> list[Path]:
+    """Copy a snapshot (``take``'s ``dest``) into ``workdir/results/{model}/`` (its benchmark TSVs into
+    ``results/benchmarks/{model}/``); returns the files written."""
+    src, workdir = Path(src), Path(workdir)
+    provenance = json.loads((src / PROVENANCE).read_text())
+    model = provenance["model"]
+    written = []
+    for rel in provenance["files"]:
+        target = workdir / "results" / model / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+        written.append(target)
+    bench = src / BENCHMARKS
+    for path in _files(bench, ("**/*.tsv",)) if bench.is_dir() else []:
+        target = workdir / "results" / "benchmarks" / model / path.relative_to(bench)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return written
+
+
+def render_rules(repo: str | Path) -> list[str]:
+    """Every rule that draws a figure or writes a table (rules/figures.smk, rules/tables.smk), and
+    ``RENDER_RULES``: what ``snakemake paper --allowed-rules`` needs to render from a snapshot."""
+    import re
+
+    from .figures import FIGURES
+
+    repo = Path(repo)
+    names = set(RENDER_RULES) | set(FIGURES)
+    for smk in ("tables.smk", "figures.smk"):
+        text = (repo / "rules" / smk).read_text()
+        names |= set(re.findall(r"^rule (\w+):", text, flags=re.M))
+        names |= set(re.findall(r"^use rule \w+ as (\w+) with:", text, flags=re.M))
+    return sorted(names)
+
+
+def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: Iterable[str] = ()) -> int:
+    """Restore the snapshot ``src`` into ``workdir`` and render every figure and table of the paper
+    from it with Snakemake (``paper``), no model job allowed, under the configuration the snapshot
+    records (config.yaml and the snapshot's own config files); ``extra``: more Snakemake arguments
+    (e.g. ``--config data_mirror=...``, which must come last). Returns Snakemake's exit status."""
+    import sys
+
+    src, workdir = Path(src).resolve(), Path(workdir)
+    repo = Path(__file__).resolve().parent.parent
+    provenance = json.loads((src / PROVENANCE).read_text())
+    restore(src, workdir)
+    configs = [str(repo / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(repo / "Snakefile"), "-d", str(workdir),
+           "--cores", str(cores), "--allowed-rules", *render_rules(repo), "--configfile", *configs, *extra]
+    return subprocess.run(cmd).returncode
+
+
+def _commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
