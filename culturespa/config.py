@@ -158,6 +158,9 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
                 f"config key '{key}' (run_models[{i}]): local model folder {shown} does not exist "
                 "(a Hugging Face hub id is written org/name)"
             )
+    for variant in (config.get("evaluation") or {}).get("variant_methods") or {}:
+        if variant not in (config.get("sft") or {}).get("variants", []):
+            raise ConfigError(f"config key 'evaluation.variant_methods.{variant}': not a variant of sft.variants")
     for key in ("sft", "mmlu"):
         for i, variant in enumerate((config.get(key) or {}).get("variants") or []):
             check_variant(variant, f"{key}.variants[{i}]")

@@ -135,11 +135,17 @@ def _float(x) -> float:
 
 
 def variant_methods(config: Mapping) -> dict[str, list[str]]:
-    """The variants the config runs, with the methods each is evaluated with."""
+    """The variants the config runs, with the methods each is evaluated with: ``base_methods`` for
+    the base model, ``tuned_methods`` for an adapter unless ``variant_methods`` names the variant;
+    a culture-specific model has no persona-free answers (its adapter belongs to one culture)."""
+    from .methods import PERSONA_FREE
+
     evaluation = config["evaluation"]
+    overrides = evaluation.get("variant_methods") or {}
     out = {BASE: list(evaluation["base_methods"])}
     for v in config["sft"]["variants"]:
-        out[v] = list(evaluation["tuned_methods"])
+        methods = list(overrides.get(v, evaluation["tuned_methods"]))
+        out[v] = [m for m in methods if m not in PERSONA_FREE] if v.startswith("specific-") else methods
     return out
 
 

@@ -180,15 +180,8 @@ def adapter_input(wildcards):
 
 
 def variant_methods(variant):
-    """The methods a variant is evaluated with; a culture-specific model has no persona-free
-    answers (its adapter belongs to one culture)."""
-    evaluation = config["evaluation"]
-    if variant == "base":
-        return list(evaluation["base_methods"])
-    methods = list(evaluation["tuned_methods"])
-    if parse_variant(variant)[0] == "specific":
-        methods = [m for m in methods if m not in PERSONA_FREE]
-    return methods
+    """The methods a variant is evaluated with (results.variant_methods)."""
+    return configured_variants(config)[variant]
 
 
 def method_personas(method):

@@ -155,3 +155,20 @@ def test_missing_mmlu_mirror_names_the_key(paper_config, tmp_path):
     cfg["mmlu_mirror"] = str(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"'mmlu_mirror'"):
         check_config(cfg)
+
+
+def test_variant_methods_override_the_tuned_methods(paper_config):
+    from culturespa.results import variant_methods
+
+    cfg = copy.deepcopy(paper_config)
+    joint, specific = "joint-crqpc-culture_aware-100", "specific-crqpc-culture_aware-100"
+    cfg["evaluation"]["tuned_methods"] = ["culture_aware"]
+    cfg["evaluation"]["variant_methods"] = {joint: ["culture_aware", "culture_aware_self_alignment"]}
+    validate_schema(cfg)
+    check_config(cfg)
+    methods = variant_methods(cfg)
+    assert methods[joint] == ["culture_aware", "culture_aware_self_alignment"]
+    assert methods[specific] == ["culture_aware"]
+    cfg["evaluation"]["variant_methods"] = {"joint-rds-culture_aware-7": ["culture_aware"]}
+    with pytest.raises(ConfigError, match="evaluation.variant_methods.joint-rds-culture_aware-7"):
+        check_config(cfg)

@@ -48,10 +48,22 @@ def test_step_4_adapter_and_loss(tiny_run):
 def test_step_5_tables(tiny_run):
     table = pd.read_csv(tiny_run / "alignment.csv")
     assert set(table.variant) == {"base", "joint-crqpc-culture_aware-100"}
-    avg = table[(table.country == "AVG") & (table.metric == "paper_score")].set_index(["variant", "method"])
-    for key in [("base", "culture_unaware"), ("base", "culture_aware"), ("joint-crqpc-culture_aware-100", "culture_aware")]:
-        row = avg.loc[key]
-        assert 0 < row["value"] <= 100 and row["n_valid"] + row["n_invalid"] <= 2 * 12
+    avg = table[(table.country == "AVG") & (table.metric == "paper_score")].set_index(["variant", "method", "order"])
+    joint = "joint-crqpc-culture_aware-100"
+    for variant, method in [("base", "culture_unaware"), ("base", "culture_aware"), (joint, "culture_aware")]:
+        for order in ("original", "reversed", "mean"):  # both option orders and the order-robust mean
+            row = avg.loc[(variant, method, order)]
+            assert 0 < row["value"] <= 100 and row["n_valid"] + row["n_invalid"] <= 2 * 2 * 12
+            assert row["ci_low"] <= row["value"] <= row["ci_high"]
+    # the paired difference CultureSPA - base with P1, with its CI, per order
+    delta = table[(table.metric == "paper_score_delta_vs_base/culture_aware") & (table.country == "AVG")]
+    assert set(delta.order) == {"original", "reversed", "mean"}
+    row = delta[delta.order == "original"].iloc[0]
+    assert row.value == pytest.approx(avg.loc[(joint, "culture_aware", "original"), "value"]
+                                      - avg.loc[("base", "culture_aware", "original"), "value"])
+    assert row.ci_low <= row.value <= row.ci_high
+    consistency = table[(table.metric == "order_consistency") & (table.order == "mean") & (table.country == "AVG")]
+    assert len(consistency) == 3 and consistency.value.between(0, 1).all()
     mmlu = pd.read_csv(tiny_run.parent.parent / "results" / MODEL / "mmlu.csv")
     assert {"accuracy_base", "accuracy", "delta"} <= set(mmlu.metric)
 
