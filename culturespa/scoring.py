@@ -554,8 +554,8 @@ def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], s
     the tidy tables: the alignment rows per order (and the order-robustness rows), each the mean
     over evaluation runs with a CI over questions (``summarise_runs``), the country matrices and
     the per-topic scores (original order); ``boot_out``: the paper score's bootstrap samples (npz),
-    for the paired comparisons of ``aggregate_alignment_files``. Scored on the items that were
-    asked (``evaluation.max_items``), the baselines included."""
+    for the paired comparisons of ``aggregate_alignment_files``. Each method is scored on the items
+    it was asked (``evaluation.max_items``, ``max_items_by_method``)."""
     import logging
 
     from .io import atomic_path
@@ -564,15 +564,29 @@ def score_variant_files(model: str, variant: str, answer_paths: Sequence[str], s
 
     full = Survey.load(*survey_files)
     answers = with_orders(answers_frame(answer_paths))
-    asked = set(answers["qid"])
-    survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
-    logging.getLogger(__name__).info("scoring %d answers on %d items", len(answers), len(survey.items))
     settings = ScoringSettings.from_config(scoring)
-    table, matrices = score_with_orders(answers, survey, countries, model, settings, order_seed,
-                                        baselines=variant == "base", all_items=full.items, keep_boot=True)
-    summary, boots = summarise_runs(table, settings.ci_level)
-    original = answers[answers.order == ORIGINAL].drop(columns="order")
-    topics = [topic_scores(frame, survey, countries, model).assign(run=run) for run, frame in original.groupby("run")]
+    # each method on the items it was asked (evaluation.max_items, max_items_by_method); the reference
+    # baselines once, on the largest item set
+    by_method = {m: f for m, f in answers.groupby("method", sort=False)}
+    widest = max(by_method, key=lambda m: by_method[m]["qid"].nunique())
+    tables, matrices, topics = [], [], []
+    for method, frame in sorted(by_method.items(), key=lambda kv: kv[0] != widest):  # the widest first
+        asked = set(frame["qid"])
+        survey = Survey([it for it in full.items if it.qid in asked], full.countries, full.dists)
+        logging.getLogger(__name__).info("%s: scoring %d answers on %d items", method, len(frame), len(survey.items))
+        table, mats = score_with_orders(frame, survey, countries, model, settings, order_seed,
+                                        baselines=variant == "base" and method == widest, all_items=full.items,
+                                        keep_boot=True)
+        tables.append(table)
+        matrices.append(mats)
+        original = frame[frame.order == ORIGINAL].drop(columns="order")
+        topics += [topic_scores(f, survey, countries, model).assign(run=run) for run, f in original.groupby("run")]
+    summary, boots = summarise_runs(pd.concat(tables, ignore_index=True), settings.ci_level)
+    matrices = pd.concat(matrices, ignore_index=True)
+    # the survey's own country matrix once, on the widest item set (every method's scoring adds it)
+    reference = matrices[matrices.kind == REFERENCE]
+    matrices = pd.concat([matrices[matrices.kind != REFERENCE],
+                          reference.drop_duplicates(subset=["row", "col", "order", "run"])], ignore_index=True)
     write_csv(table_out, summary.assign(variant=variant))
     write_csv(matrices_out, matrices.assign(variant=variant))
     write_csv(topics_out, pd.concat(topics, ignore_index=True).assign(variant=variant) if topics else

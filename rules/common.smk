@@ -184,6 +184,12 @@ def variant_methods(variant):
     return configured_variants(config)[variant]
 
 
+def method_max_items(method):
+    """How many WVS items ``method`` is evaluated on (None: all)."""
+    evaluation = config["evaluation"]
+    return (evaluation.get("max_items_by_method") or {}).get(method, evaluation["max_items"])
+
+
 def method_personas(method):
     return [NO_PERSONA] if method in PERSONA_FREE else COUNTRIES
 

@@ -31,7 +31,7 @@ rule evaluate_wvs:
         answering=answering_params(),
         runs=config["evaluation"]["runs"],
         order_seed=config["evaluation"]["order_seed"],
-        max_items=config["evaluation"]["max_items"],
+        max_items=lambda wildcards: method_max_items(wildcards.method),
         cultures=lambda wildcards: prompt_cultures(wildcards.persona, wildcards.method),
     script:
         "../scripts/evaluate_wvs.py"

@@ -29,7 +29,7 @@ def score_settings(evaluation: Mapping, scoring: Mapping, *, variants: Mapping, 
     out = {"variants": {k: list(v) for k, v in variants.items()}, "countries": list(countries), "source": source,
            "scoring": {k: scoring.get(k) for k in ("n_boot", "ci_level")}}
     if source != "released":  # the released answers are one run of every item
-        out["evaluation"] = {k: evaluation[k] for k in ("runs", "max_items")}
+        out["evaluation"] = {k: evaluation.get(k) for k in ("runs", "max_items", "max_items_by_method")}
     return out
 
 
@@ -48,7 +48,7 @@ def topic_settings(evaluation: Mapping, *, variants: Mapping, countries: Sequenc
     """The per-topic table has no CI: the variants, countries and runs only."""
     out = {"variants": {k: list(v) for k, v in variants.items()}, "countries": list(countries), "source": source}
     if source != "released":
-        out["evaluation"] = {k: evaluation[k] for k in ("runs", "max_items")}
+        out["evaluation"] = {k: evaluation.get(k) for k in ("runs", "max_items", "max_items_by_method")}
     return out
 
 

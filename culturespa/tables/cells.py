@@ -102,6 +102,9 @@ def score_note(settings: Mapping) -> str:
         runs_n = ev.get("runs", 1)
         items = ev.get("max_items")
         sample = f"a seeded sample of {items} WVS items" if items else "every WVS item with survey data"
+        by_method = ev.get("max_items_by_method") or {}
+        if by_method:
+            sample += " (" + ", ".join(f"{m}: a seeded sample of {n}" for m, n in by_method.items()) + ")"
         runs = f"the mean over {runs_n} evaluation run{'s' if runs_n != 1 else ''} on {sample}"
     return (
         f"Cells: the paper's alignment score (0-100; 100 = the country's WVS majority answers), {runs}; in "
