@@ -12,7 +12,10 @@ MIRROR_ARG := $(if $(strip $(MIRROR_ARGS)),--config $(MIRROR_ARGS),)
 # Targets and --report come first: --config takes every word after it.
 DEMO_OPTS := --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 
-.PHONY: venv demo test lint bench bench-gpu clean
+REPLICATION := replication/SmolLM2-135M-Instruct
+REPLICATION_OPTS := --cores $(CORES) --configfile config.yaml config/replication.yaml $(MIRROR_ARG)
+
+.PHONY: venv demo test lint bench bench-gpu replication replication-snapshot replication-figures clean
 
 venv: $(VENV)/.installed
 
@@ -44,6 +47,20 @@ bench: venv
 # Llama-3-8B shape with random weights on a GPU (benchmarks/README.md); BENCH_GPU_ARGS="--device cpu --tiny" on a CPU
 bench-gpu: venv
 	$(BIN)/python benchmarks/bench_gpu.py $(BENCH_GPU_ARGS)
+
+# issue 16: the whole method on SmolLM2 at research scale (about 2.5 hours on 2 cores; resumable)
+replication: venv
+	$(BIN)/snakemake all $(REPLICATION_OPTS)
+
+# its tidy results into the committed snapshot (after `make replication`)
+replication-snapshot: venv
+	$(BIN)/python -m culturespa snapshot --model SmolLM2-135M-Instruct --dest $(REPLICATION) \
+	  --configfile config/replication.yaml --note "make replication, $(CORES) CPU cores"
+
+# every figure and table of the paper from the committed snapshot: no model, no GPU
+replication-figures: venv
+	$(BIN)/python -m culturespa render-snapshot $(REPLICATION) --cores $(CORES) -- $(MIRROR_ARG)
+	@echo "Figures and tables: $(abspath results/SmolLM2-135M-Instruct)"
 
 clean:
 	rm -rf results logs checkpoints .snakemake
