@@ -31,11 +31,14 @@ tokens by default) and parses it with ``parsing.parse_paper``; an unparsable rep
 Speed: prompts are sorted by token length and cut into batches (default 16), the token prefix
 shared by every prompt of a job (chat-template start and system prompt) is run once and its
 KV cache reused by every batch, and only the logits of the answer positions are computed.
-On CPU, Llama-architecture models (Llama, Mistral, Qwen2) run the logprob pass through
-``packed.PackedDecoder`` (``forward="auto"``; "hf" forces the model's own forward): the batch's
-tokens are packed without padding for the linear layers and element-wise ops, with fused q/k/v and
-gate/up weights, and for large jobs its element-wise stretches run as ``torch.compile`` kernels
-(``compile``); results differ from the model's own forward by rounding only.
+The final norm and output layer run in float32 on the rows that are read, whatever the model's
+dtype (``Float32Head``: bf16 logits would quantise the probabilities). The decoder runs as the
+model's own forward (SDPA attention in float32 on CPU, eager in bf16), except for bf16
+Llama-architecture models (Llama, Mistral, Qwen2) on a CPU with native bf16, where
+``packed.PackedDecoder`` was measured faster (``forward="auto"``; see ``packed``): the batch's
+tokens packed without padding for the linear layers, fused q/k/v and gate/up weights laid out for
+oneDNN, and for large jobs ``torch.compile`` kernels (``compile``); results differ from the
+model's own forward by rounding only.
 
 ``answer_to_file`` makes a job resumable: batches are fixed from the full prompt list, each
 finished batch is appended to ``<out>.partial`` (fsync'ed), a restart skips the finished batches,
@@ -149,8 +152,8 @@ class Engine:
     """A model and its tokenizer, answering prompts in batches.
 
     ``choice``: "sample" (temperature ``choice_temperature`` over the option distribution) or
-    "argmax". ``forward`` (logprob mode): "auto" (packed decoder on CPU where supported, else the
-    model's own forward), "hf" or "packed". ``compile`` (packed pass): "always" runs its
+    "argmax". ``forward`` (logprob mode): "auto" (the packed decoder where it gains, bf16 on a CPU
+    with native bf16; else the model's own forward), "hf" or "packed". ``compile`` (packed pass): "always" runs its
     element-wise stretches as ``torch.compile`` kernels (7-12 % faster on CPU; the first compilation
     takes ~11 s, later processes load it from inductor's disk cache in a few), "never" keeps them
     eager, "auto" compiles for jobs of at least ``COMPILE_MIN_PROMPTS`` prompts, where the saving
