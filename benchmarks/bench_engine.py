@@ -81,14 +81,16 @@ def bf16_capability() -> str:
 
 def matmul_rate(dtype: torch.dtype, rows: int, shapes: list[tuple[int, int]], seconds: float = 2.0) -> float:
     """FLOP/s of the model's own matrix multiplies: ``rows`` tokens times each (in, out) weight
-    shape of one decoder layer, in ``dtype``; best of repeated timings of the whole set."""
+    shape of one decoder layer, in ``dtype``, called as the model calls them (``F.linear`` with
+    the weight stored [out, in]: in bf16 on a CPU without native bf16, ``x @ w`` with an [in, out]
+    weight runs another kernel, 6x slower); best of repeated timings of the whole set."""
     x = {k: torch.randn(rows, k).to(dtype) for k, _ in shapes}
-    ws = [torch.randn(k, n).to(dtype) for k, n in shapes]
+    ws = [torch.randn(n, k).to(dtype) for k, n in shapes]
     flops = sum(2 * rows * k * n for k, n in shapes)
 
     def once():
         for (k, _), w in zip(shapes, ws):
-            x[k] @ w
+            torch.nn.functional.linear(x[k], w)
 
     for _ in range(3):
         once()

@@ -28,16 +28,19 @@ probability the model gives to each option label as the first tokens of its repl
 tokens by default) and parses it with ``parsing.parse_paper``; an unparsable reply gives
 ``choice`` None and is counted, never dropped.
 
-Speed: prompts are sorted by token length and cut into batches (``batch_size``: a number, or
-"auto": on a GPU as many rows as its free memory holds for the job's longest prompt, see
-``auto_batch_size``; 16 on CPU), the token prefix
+Speed: prompts are sorted by token length and cut into batches of at most ``batch_size`` (a
+number, or "auto": on a GPU as many rows as its free memory holds for the job's longest prompt, see
+``auto_batch_size``; 16 on CPU) that keep padding low (``plan_batches``), the token prefix
 shared by every prompt of a job (chat-template start and system prompt) is run once and its
 KV cache reused by every batch, and only the logits of the answer positions are computed.
-On CPU, Llama-architecture models (Llama, Mistral, Qwen2) run the logprob pass through
-``packed.PackedDecoder`` (``forward="auto"``; "hf" forces the model's own forward): the batch's
-tokens are packed without padding for the linear layers and element-wise ops, with fused q/k/v and
-gate/up weights, and for large jobs its element-wise stretches run as ``torch.compile`` kernels
-(``compile``); results differ from the model's own forward by rounding only.
+The final norm and output layer run in float32 on the rows that are read, whatever the model's
+dtype (``Float32Head``: bf16 logits would quantise the probabilities). The decoder runs as the
+model's own forward (SDPA attention), except for bf16
+Llama-architecture models (Llama, Mistral, Qwen2) on a CPU with native bf16, where
+``packed.PackedDecoder`` was measured faster (``forward="auto"``; see ``packed``): the batch's
+tokens packed without padding for the linear layers, fused q/k/v and gate/up weights laid out for
+oneDNN, and for large jobs ``torch.compile`` kernels (``compile``); results differ from the
+model's own forward by rounding only.
 
 ``answer_to_file`` makes a job resumable: batches are fixed from the full prompt list, each
 finished batch is appended to ``<out>.partial`` (fsync'ed), a restart skips the finished batches,
@@ -127,8 +130,8 @@ class Engine:
     """A model and its tokenizer, answering prompts in batches.
 
     ``choice``: "sample" (temperature ``choice_temperature`` over the option distribution) or
-    "argmax". ``forward`` (logprob mode): "auto" (packed decoder on CPU where supported, else the
-    model's own forward), "hf" or "packed". ``compile`` (packed pass): "always" runs its
+    "argmax". ``forward`` (logprob mode): "auto" (the packed decoder where it gains, bf16 on a CPU
+    with native bf16; else the model's own forward), "hf" or "packed". ``compile`` (packed pass): "always" runs its
     element-wise stretches as ``torch.compile`` kernels (7-12 % faster on CPU; the first compilation
     takes ~11 s, later processes load it from inductor's disk cache in a few), "never" keeps them
     eager, "auto" compiles for jobs of at least ``COMPILE_MIN_PROMPTS`` prompts, where the saving
@@ -268,21 +271,17 @@ class Engine:
 
     def _logprob_attention(self) -> str:
         """Attention implementation for the tree-masked logprob pass of the model's own forward.
-        "auto": SDPA on a GPU whatever the model was loaded with (eager materialises every score
-        matrix; flash attention cannot take the tree mask); on CPU sdpa in float32 (its fused
-        kernel beats eager attention at every length measured: 1.6x on 60-token P1 suffixes, 4.9x
-        on 400-token P3 ones, 2 cores, Zen 3), eager in bf16/float16 (for short prompts eager bf16
-        matmuls beat the CPU SDPA kernel with a mask: 1.58 s against 1.70 s on the bench's P1
-        prompts, Zen 5)."""
-        import torch
-
+        "auto": sdpa on CPU; on GPU the model's own if sdpa or eager, else sdpa (flash kernels
+        take no tree mask). On CPU sdpa's fused kernel beats eager attention on long prompts in
+        every dtype measured (float32, one Zen 3 core: 4.9x per layer on 400-token P3 suffixes,
+        1.6x on 60-token P1 ones; bf16 without native support: 1.13x on P1 prompts); only for
+        short bf16 prompts on a native-bf16 CPU was eager a little faster (1.58 s against 1.70 s
+        on the bench's P1 prompts, Zen 5), and there the packed pass runs instead."""
         own = getattr(self.model.config, "_attn_implementation", "sdpa")
         if self.attention == "model":
             return own
         if self.attention == "auto":
-            if self.device.type == "cpu":
-                return "sdpa" if self.model.dtype == torch.float32 else "eager"
-            return "sdpa"
+            return own if self.device.type != "cpu" and own in ("sdpa", "eager") else "sdpa"
         return self.attention
 
     @property
@@ -295,8 +294,8 @@ class Engine:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def prepare(self, prompts: Sequence[Prompt]) -> _Job:
-        """Tokenise, fix the batch plan (sorted by length, longest first, then chunked) and find
-        the token prefix shared by all prompts."""
+        """Tokenise, find the token prefix shared by all prompts and fix the batch plan (sorted by
+        length, longest first, cut by ``plan_batches``)."""
         prompts = list(prompts)
         keys = [p.key for p in prompts]
         if len(set(keys)) != len(keys):
@@ -306,16 +305,20 @@ class Engine:
         # one batched call: the fast tokenizer encodes the texts in parallel (one call per text was
         # measured at ~1.5x the time on 2 cores, and it scales with the cores)
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        order = list(range(len(prompts)))
-        if self.sort_by_length:
-            order.sort(key=lambda i: (-len(ids[i]), i))
-        size = self._plan_batch_size(ids)
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
         prefix_len = 0
         if self.prefix_cache and ids:
             prefix_len = common_prefix_len(ids)
             prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
-        return _Job(prompts, texts, ids, batches, max(prefix_len, 0), batch_size=size)
+        prefix_len = max(prefix_len, 0)
+        size = self._plan_batch_size(ids)
+        order = list(range(len(prompts)))
+        if self.sort_by_length:
+            order.sort(key=lambda i: (-len(ids[i]), i))
+            batches = plan_batches([len(ids[i]) - prefix_len for i in order], size)
+            batches = [[order[k] for k in b] for b in batches]
+        else:
+            batches = [order[i : i + size] for i in range(0, len(order), size)]
+        return _Job(prompts, texts, ids, batches, prefix_len, batch_size=size)
 
     def _plan_batch_size(self, ids: list[list[int]]) -> int:
         """The batch size of a job: the explicit one, or for "auto" one sized to the device's
@@ -916,6 +919,31 @@ def auto_batch_size(free_bytes: int, config, seq_len: int, new_tokens: int = 0, 
     rows = int(fraction * max(free_bytes, 0) // (kv + act + scores + logits))
     rows = max(1, min(rows, cap))
     return 1 << (rows.bit_length() - 1)
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Consecutive batches of at most ``batch_size`` over prompts sorted longest first
+    (``lengths``: their token counts after the shared prefix), as positions in that order.
+
+    A batch is padded to its longest prompt, so it costs (its size x its first length) tokens, plus
+    one average prompt's tokens for running a batch at all; the plan minimises the sum (dynamic
+    programming). Against plain chunks of ``batch_size``: the first 64 WVS items pad 4.6 % instead
+    of 10.9 % (P1) and 3.6 % instead of 7.7 % (P3), for one batch more; the 259 items of a full
+    job pad as little either way (1.2-1.7 %)."""
+    n = len(lengths)
+    per_batch = sum(lengths) / n if n else 0.0
+    best = [0.0] + [math.inf] * n  # best[j]: the cost of the first j prompts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - batch_size), j):
+            cost = best[i] + (j - i) * lengths[i] + per_batch
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    out, j = [], n
+    while j > 0:
+        out.append(list(range(cut[j], j)))
+        j = cut[j]
+    return out[::-1]
 
 
 def needs_boundary(labels: Sequence[str]) -> list[bool]:

@@ -17,6 +17,7 @@ from culturespa.engine import (
     derive_seed,
     draw_choice,
     needs_boundary,
+    plan_batches,
     sharpen,
     summarise,
 )
@@ -74,6 +75,22 @@ def test_needs_boundary_only_for_labels_that_start_another():
     assert needs_boundary([str(n) for n in range(1, 11)]) == [True] + [False] * 9
     assert needs_boundary(["0", "1", "2"]) == [False] * 3
     assert needs_boundary(["1", "12", "123"]) == [True, True, False]
+
+
+def test_batch_plan_keeps_order_and_size_and_cuts_padding():
+    def padded(lengths, plan):
+        return sum(len(b) * lengths[b[0]] for b in plan)
+
+    assert plan_batches([50] * 20, 8) == [list(range(0, 4)), list(range(4, 12)), list(range(12, 20))]
+    lengths = [400] + [40] * 9  # one long prompt: padding the others to it costs more than a batch
+    plan = plan_batches(lengths, 8)
+    assert [k for b in plan for k in b] == list(range(10)) and max(map(len, plan)) <= 8
+    assert plan[0] == [0] and padded(lengths, plan) == sum(lengths)
+    lengths = [142, 120, 104, 96, 90, 85, 80, 75, 70, 66, 64, 62, 61] + [60] * 51  # a long tail, as WVS items have
+    plan = plan_batches(lengths, 8)
+    chunks = [list(range(i, i + 8)) for i in range(0, 64, 8)]
+    assert padded(lengths, plan) < padded(lengths, chunks) and len(plan) <= len(chunks) + 2
+    assert plan_batches([], 8) == []
 
 
 def test_derive_seed_is_stable():
@@ -458,13 +475,13 @@ def test_packed_pass_only_for_bf16_on_a_cpu_with_native_bf16(loaded, monkeypatch
     assert Engine(model16, tok, forward="packed").settings()["forward"] == "packed"  # explicit wins
 
 
-def test_cpu_attention_follows_the_dtype(loaded):
+def test_cpu_attention_is_sdpa_unless_asked(loaded):
     import torch
 
     model32, tok = loaded
     assert Engine(model32, tok)._logprob_attention() == "sdpa"
     assert Engine(model32, tok, attention="eager")._logprob_attention() == "eager"
-    assert Engine(_tiny("llama3", len(tok)).to(torch.bfloat16), tok)._logprob_attention() == "eager"
+    assert Engine(_tiny("llama3", len(tok)).to(torch.bfloat16), tok)._logprob_attention() == "sdpa"
 
 
 # --- the read-out in float32 ---------------------------------------------------------------------
