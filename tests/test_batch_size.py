@@ -75,10 +75,13 @@ def test_auto_on_cpu_is_the_fixed_default_and_an_explicit_number_wins(tiny):
     prompts = [Prompt(f"k{i}", "sys", f"question {i} " * (i % 5 + 1), [1, 2]) for i in range(40)]
     job = Engine(tiny, tok, batch_size="auto").prepare(prompts)
     assert job.batch_size == CPU_BATCH_SIZE
-    assert [len(b) for b in job.batches] == [16, 16, 8]
+    # the plan cuts the length-sorted prompts into batches of at most the cap, every prompt once
+    assert max(len(b) for b in job.batches) <= CPU_BATCH_SIZE
+    assert sum(len(b) for b in job.batches) == 40
     assert job.prefix_len == 5  # "<s> sys </s> <s> question"
     job = Engine(tiny, tok, batch_size=7).prepare(prompts)
-    assert job.batch_size == 7 and [len(b) for b in job.batches] == [7] * 5 + [5]
+    assert job.batch_size == 7 and max(len(b) for b in job.batches) <= 7
+    assert sum(len(b) for b in job.batches) == 40
     assert Engine(tiny, tok, batch_size="auto").settings()["batch_size"] == "auto"
 
 

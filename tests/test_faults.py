@@ -39,12 +39,12 @@ GEN_OUT = f"results/{GEN_MODEL}/questions/generate/raw/topic_{TOPIC}.jsonl"
 GEN_STATS = f"results/{GEN_MODEL}/questions/generate/raw/topic_{TOPIC}.stats.json"
 EXHAUST_OUT = f"results/{MODEL}/questions/generate/raw/topic_{TOPIC}.jsonl"
 POOL = f"results/{MODEL}/questions/released/pool.jsonl"
-ANSWERS = f"results/{MODEL}/answers/released/culture_unaware.jsonl"
+ANSWERS = f"results/{MODEL}/answers/released/culture_unaware/none.jsonl"
 PAIRS = f"results/{MODEL}/pairs/released/culture_aware/crqpc/joint.jsonl"
 SFT = f"results/{MODEL}/sft/{VARIANT}"
 CHECKPOINTS = f"checkpoints/{MODEL}/{VARIANT}"
 DATA_FILES = ("data/wvs_questions.json", "data/proportions_group_by_country.json",
-              "data/self_alignment_examples.json")
+              "data/self_alignment_examples.json", "data/country_similarity.json")
 
 # One worked example in front of the step-1 request, the topic cut out of the paper's prompt: with
 # it SmolLM2-135M writes the JSON object about half the time (without it, almost never).
@@ -91,7 +91,7 @@ def faults_config(smollm2_path: Path, data_dir: Path) -> dict:
             "variants": [VARIANT],
         },
         "evaluation": {"base_methods": ["culture_unaware"], "tuned_methods": ["culture_aware"], "runs": 1,
-                       "max_items": 10},
+                       "max_items": 10, "orders": ["original"]},
         "mmlu": {"variants": []},
         "scoring": {"n_boot": 20, "uniform_draws": 100},
     }
@@ -269,12 +269,12 @@ def answer_reference(setup):
     """The uninterrupted answering job; while it runs, a second Snakemake starts on the same
     directory with the same target."""
     work = workdir(setup, "answer_reference", [(POOL, "pool.jsonl")])
-    cmd = smk(setup, work, [ANSWERS], "--allowed-rules", "answer_pool_culture_unaware")
+    cmd = smk(setup, work, [ANSWERS], "--allowed-rules", "answer_questions")
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     try:
         deadline = time.monotonic() + TIMEOUT
-        while job_process(first.pid, "answer_pool.py") is None and first.poll() is None:
+        while job_process(first.pid, "answer_questions.py") is None and first.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         running_during_second = first.poll() is None
@@ -292,11 +292,11 @@ def answer_reference(setup):
 def answer_killed(setup):
     """The same job, SIGKILLed after two batches, then rerun with --rerun-incomplete."""
     work = workdir(setup, "answer_killed", [(POOL, "pool.jsonl")])
-    cmd = smk(setup, work, [ANSWERS], "--allowed-rules", "answer_pool_culture_unaware")
+    cmd = smk(setup, work, [ANSWERS], "--allowed-rules", "answer_questions")
     partial = work / f"{ANSWERS}.partial"
-    killed = KilledRun(cmd, lambda: count_lines(partial) >= 3, "answer_pool.py", "job")
+    killed = KilledRun(cmd, lambda: count_lines(partial) >= 3, "answer_questions.py", "job")
     after_kill = {"output_exists": (work / ANSWERS).exists(), "partial_lines": count_lines(partial)}
-    rerun = ok(run(smk(setup, work, [ANSWERS], "--allowed-rules", "answer_pool_culture_unaware",
+    rerun = ok(run(smk(setup, work, [ANSWERS], "--allowed-rules", "answer_questions",
                        "--rerun-incomplete")))
     return {"work": work, "killed": killed, "after_kill": after_kill, "rerun": rerun}
 
@@ -307,7 +307,7 @@ def test_sigkill_while_answering_resumes_to_the_uninterrupted_output(answer_refe
     assert killed.returncode != 0  # Snakemake saw its job die
     assert not answer_killed["after_kill"]["output_exists"]  # no half-written output
     assert answer_killed["after_kill"]["partial_lines"] >= 3  # the finished batches survived
-    log = (answer_killed["work"] / f"logs/{MODEL}/answers/released/culture_unaware.log").read_text()
+    log = (answer_killed["work"] / f"logs/{MODEL}/answers/released/culture_unaware/none.log").read_text()
     assert "resuming" in log
     ref = (answer_reference["work"] / ANSWERS).read_bytes()
     assert (answer_killed["work"] / ANSWERS).read_bytes() == ref
@@ -543,7 +543,7 @@ def invalid_answers(setup):
 
 def test_all_invalid_answers_are_reported_missing_with_n_invalid(invalid_answers):
     work = invalid_answers / "results" / BAD_MODEL
-    answers = [json.loads(x) for x in (work / "eval/base/run0/culture_unaware.jsonl").read_text().splitlines()]
+    answers = [json.loads(x) for x in (work / "eval/base/culture_unaware/original/none.jsonl").read_text().splitlines()]
     assert len(answers) == 10 and all(a["choice"] is None for a in answers)
     assert all(a["reply"] for a in answers)  # the model did reply, just never with an option number
     table = pd.read_csv(work / "alignment.csv", keep_default_na=False, dtype=str)
@@ -567,7 +567,7 @@ def test_truncated_jsonl_input_stops_the_job_naming_the_file(setup):
     cut = text.index("\n", len(text) // 2) + 20  # mid-line, half-way through
     pool.write_text(text[:cut])
     lineno = text[:cut].count("\n") + 1
-    proc = run(smk(setup, work, [ANSWERS], "--allowed-rules", "answer_pool_culture_unaware"))
+    proc = run(smk(setup, work, [ANSWERS], "--allowed-rules", "answer_questions"))
     assert proc.returncode != 0
     assert f"{POOL}:{lineno}: truncated line" in output_of(proc)
     assert not (work / ANSWERS).exists() and not (work / f"{ANSWERS}.partial").exists()

@@ -103,7 +103,7 @@ def test_own_model_example_runs_a_real_model_job(workspace, snakemake_bin):
     1,000 per topic would take long even for a tiny model)."""
     small = workspace / "work" / "small.yaml"
     small.write_text("questions:\n  source: released\n  per_topic: 1\n")
-    target = "results/my-model/answers/released/culture_unaware.jsonl"
+    target = "results/my-model/answers/released/culture_unaware/none.jsonl"
     run = readme_examples()["own-model"]["run"].replace("snakemake paper", f"snakemake {target}")
     proc = run_in(workspace, command(run.replace("my.yaml", "my.yaml small.yaml"), snakemake_bin))
     out = proc.stdout + proc.stderr

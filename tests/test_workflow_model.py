@@ -10,6 +10,7 @@ from test_workflow_released import run_snakemake
 
 pytestmark = pytest.mark.slow
 MODEL = "SmolLM2-135M-Instruct"
+ORDERS = ("original", "reversed")  # config.yaml evaluation.orders (tests/configs/tiny.yaml keeps them)
 MMLU = REPO.parent / "shared" / "benchmarks" / "mmlu"
 
 
@@ -125,8 +126,9 @@ def test_adding_a_country_plans_only_its_jobs_and_what_depends_on_all(tiny_run, 
     expected = {
         ("answer_questions", f"results/{MODEL}/answers/released/culture_aware/NGA.jsonl"),
         ("finetune_joint", f"results/{MODEL}/sft/{joint}/adapter"),
-        ("evaluate_wvs", f"results/{MODEL}/eval/base/culture_aware/NGA.jsonl"),
-        *{("evaluate_wvs", f"results/{MODEL}/eval/{joint}/culture_aware/{c}.jsonl") for c in ("USA", "CHN", "NGA")},
+        *{("evaluate_wvs", f"results/{MODEL}/eval/base/culture_aware/{order}/NGA.jsonl") for order in ORDERS},
+        *{("evaluate_wvs", f"results/{MODEL}/eval/{joint}/culture_aware/{order}/{c}.jsonl")
+          for c in ("USA", "CHN", "NGA") for order in ORDERS},
         ("evaluate_mmlu", f"results/{MODEL}/mmlu/{joint}.jsonl"),
     }
     assert set(model_jobs) == expected and len(model_jobs) == len(expected)

@@ -75,13 +75,17 @@ def test_the_run_says_which_adapters_were_not_trained(run):
 
 def test_evaluations_are_not_answered_with_the_reason(run):
     root, _ = run
-    records = [json.loads(x) for x in (root / f"eval/{SPECIFIC}/run0/culture_aware.jsonl").read_text().splitlines()]
-    nld = [r for r in records if r["persona"] == "NLD"]
+
+    def cell(variant, country):
+        path = root / f"eval/{variant}/culture_aware/original/{country}.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()]
+
+    nld = cell(SPECIFIC, "NLD")
     assert len(nld) == 10 and all(r["status"] == "not_answered" and r["choice"] is None for r in nld)
     assert {r["reason"] for r in nld} == {f"not trained: {NLD_REASON}"}
-    assert all(r["choice"] is not None for r in records if r["persona"] != "NLD")
-    joint = [json.loads(x) for x in (root / f"eval/{JOINT10}/run0/culture_aware.jsonl").read_text().splitlines()]
-    assert {r["reason"] for r in joint} == {f"not trained: {JOINT_REASON}"}
+    assert all(r["choice"] is not None for c in ("USA", "CHN") for r in cell(SPECIFIC, c))
+    for country in ("USA", "CHN", "NLD"):
+        assert {r["reason"] for r in cell(JOINT10, country)} == {f"not trained: {JOINT_REASON}"}
 
 
 def test_cells_are_missing_with_the_reason(run):
