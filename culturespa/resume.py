@@ -79,6 +79,7 @@ class Journal:
         self._fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         if self._fh is not None:

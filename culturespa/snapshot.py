@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import DataFileError
+from .io import atomic_dir, atomic_path, write_json
 
 # relative to results/{model}/
 SNAPSHOT_FILES = (
@@ -56,28 +57,21 @@ def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterab
     src = workdir / "results" / model
     if not (src / "alignment.csv").is_file():
         raise DataFileError(f"{src}: no alignment.csv; is the run finished?")
-    if dest.exists():
-        shutil.rmtree(dest)
     files = _files(src, SNAPSHOT_FILES)
-    for path in files:
-        target = dest / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
     bench_src = workdir / "results" / "benchmarks" / model
     benches = _files(bench_src, ("**/*.tsv",)) if bench_src.is_dir() else []
-    for path in benches:
-        target = dest / BENCHMARKS / path.relative_to(bench_src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    configs = []
-    for cfg in config_files:
-        cfg = Path(cfg)
-        shutil.copy2(cfg, dest / cfg.name)
-        configs.append(cfg.name)
-    provenance = {"model": model, "commit": _commit(Path(__file__).resolve().parent.parent), "configs": configs,
-                  "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
-                  "bytes": sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()), "note": note}
-    (dest / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    with atomic_dir(dest) as tmp:  # a snapshot is the old one or the whole new one, never half of each
+        copies = [(p, tmp / p.relative_to(src)) for p in files]
+        copies += [(p, tmp / BENCHMARKS / p.relative_to(bench_src)) for p in benches]
+        copies += [(Path(cfg), tmp / Path(cfg).name) for cfg in config_files]
+        for source, target in copies:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        provenance = {"model": model, "commit": _commit(Path(__file__).resolve().parent.parent),
+                      "configs": [Path(cfg).name for cfg in config_files],
+                      "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
+                      "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "note": note}
+        write_json(tmp / PROVENANCE, provenance)
     return provenance
 
 
@@ -87,17 +81,15 @@ def restore(src: str | Path, workdir: str | Path = ".") -> list[Path]:
     src, workdir = Path(src), Path(workdir)
     provenance = json.loads((src / PROVENANCE).read_text())
     model = provenance["model"]
-    written = []
-    for rel in provenance["files"]:
-        target = workdir / "results" / model / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src / rel, target)
-        written.append(target)
     bench = src / BENCHMARKS
-    for path in _files(bench, ("**/*.tsv",)) if bench.is_dir() else []:
-        target = workdir / "results" / "benchmarks" / model / path.relative_to(bench)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    copies = [(src / rel, workdir / "results" / model / rel) for rel in provenance["files"]]
+    copies += [(path, workdir / "results" / "benchmarks" / model / path.relative_to(bench))
+               for path in (_files(bench, ("**/*.tsv",)) if bench.is_dir() else [])]
+    written = []
+    for source, target in copies:
+        with atomic_path(target) as tmp:
+            shutil.copy2(source, tmp)
+        written.append(target)
     return written
 
 

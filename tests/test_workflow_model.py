@@ -105,8 +105,9 @@ def planned_jobs(snakemake_bin, work, *overlays) -> list[tuple[str, str]]:
     proc = run_snakemake(snakemake_bin, work, "-n", "--nocolor", targets=("all",),
                          configfiles=[REPO / "tests/configs/tiny.yaml", work / "paths.yaml", *overlays])
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
-        head = re.match(r"(?:local)?rule (\w+):", block)
+    # a job in a group (evaluate_wvs: group "eval") is listed indented under its group
+    for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", proc.stdout):
+        head = re.match(r"\s*(?:local)?rule (\w+):", block)
         output = re.search(r"^\s+output: ([^,\n]+)", block, flags=re.M)
         if head and head.group(1) != "all":
             jobs.append((head.group(1), output.group(1) if output else ""))

@@ -27,7 +27,7 @@ def run(snakemake_bin, data_dir, tmp_path_factory):
         pytest.skip(f"MMLU not found at {MMLU}")
     work = tmp_path_factory.mktemp("not_trained")
     paths = work / "paths.yaml"
-    paths.write_text(f"data_mirror: {data_dir}\nmmlu:\n  zip: {MMLU / 'mmlu.zip'}\n  mapping: {MMLU / 'mapping.json'}\n")
+    paths.write_text(f"data_mirror: {data_dir}\nmmlu_mirror: {MMLU}\n")
     root = f"results/{MODEL}"
     targets = [f"{root}/sft/adapters.csv", f"{root}/alignment.csv", f"{root}/mmlu.csv",
                *(f"{root}/tables/{t}.md" for t in ("joint_specific_cct", "data_quantity", "general_ability")),
