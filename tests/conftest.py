@@ -97,3 +97,13 @@ def with_deltas(table, half_width: float = 2.0):
                          "ci_high": value + half_width if ok else math.nan})
     extra = pd.DataFrame(rows).drop(columns="Index", errors="ignore")
     return pd.concat([table, extra], ignore_index=True)
+
+
+# The longest test files first: `make test` hands whole files to two pytest-xdist workers in
+# collection order (--dist loadfile), so the two long end-to-end runs start at once, not last.
+LONGEST_FIRST = ("test_workflow_model.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -1,5 +1,6 @@
 """End-to-end Snakemake runs of the data acquisition and the released-output scoring."""
 
+import os
 import shutil
 import subprocess
 
@@ -15,9 +16,14 @@ pytestmark = pytest.mark.slow
 RELEASED_TABLE = "results/released/Meta-Llama-3-8B-Instruct/alignment.csv"
 
 
+# The cores of one Snakemake run: both on 2 cores, one each where two pytest-xdist workers share them
+# (a model job's torch threads then do not contend with the other worker's).
+CORES = max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
 def run_snakemake(snakemake_bin, workdir, *args, targets=(RELEASED_TABLE,), configfiles=(), check=True, timeout=1200):
     """Targets first: --configfile and --config take every word after them."""
-    cmd = [snakemake_bin, *targets, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+    cmd = [snakemake_bin, *targets, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", str(CORES),
            "--configfile", str(REPO / "config.yaml"), *map(str, configfiles), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
