@@ -330,4 +330,18 @@ def score_with_orders(
     keys = ["method", "order", "country", "metric"] + (["run"] if has_run else [])
     dup = table.merge(robust[keys].drop_duplicates(), on=keys, how="left", indicator=True)["_merge"] == "both"
     table = pd.concat([table[~dup.to_numpy()], robust], ignore_index=True)
-    return table, pd.concat(matrices, ignore_index=True)
+    return _carry_reasons(table, ["method", "country"] + (["run"] if has_run else [])), pd.concat(
+        matrices, ignore_index=True)
+
+
+def _carry_reasons(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A missing value of the order-robustness rows (the ``mean`` order, consistency, position
+    shares) gets the reason its cell has in the per-order rows ("not trained: ..."), so that no
+    empty cell is left without one."""
+    known = table.dropna(subset=["reason"]).drop_duplicates(keys)[keys + ["reason"]]
+    if known.empty:
+        return table
+    found = table[keys].merge(known, on=keys, how="left")["reason"].to_numpy()
+    fill = (table["reason"].isna() & table["value"].isna()).to_numpy()
+    table.loc[fill, "reason"] = found[fill]
+    return table

@@ -265,3 +265,16 @@ def test_scoring_refuses_answers_in_several_orders(survey):
         score_answers(frame, survey, ["AAA", "BBB"], "x", FAST)
     with pytest.raises(ValueError, match="several option orders"):
         topic_scores(frame, survey, ["AAA", "BBB"], "x")
+
+
+def test_order_robust_rows_of_an_unanswered_cell_carry_its_reason():
+    from culturespa.robustness import _carry_reasons
+
+    nan = float("nan")
+    table = pd.DataFrame({
+        "method": ["culture_aware"] * 4, "country": ["NLD", "NLD", "NLD", "USA"],
+        "order": [ORIGINAL, REVERSED, MEAN, MEAN], "metric": ["paper_score"] * 4,
+        "value": [nan, nan, nan, 40.0], "reason": ["not trained: 0 pairs", "not trained: 0 pairs", nan, nan]})
+    out = _carry_reasons(table, ["method", "country"])
+    assert list(out.reason[:3]) == ["not trained: 0 pairs"] * 3
+    assert pd.isna(out.reason[3])  # a value needs no reason

@@ -2,6 +2,7 @@
 
 - ``registry``: one spec per figure (name, caption file, builder, input names, settings),
   ``draw`` and ``render``;
+- ``lazy``: pyplot and seaborn imported on first use (the Snakefile imports this package);
 - ``style``: the look (``set_style``, ``palette``), ``save``, ``add_notes`` and the shared bars
   and heatmaps;
 - the builders, by what they read: ``alignment`` (figures 1, 4, 6, distributional),
@@ -12,7 +13,6 @@ Every builder returns a matplotlib Figure. A bar, point or panel with no result 
 zero: it is marked and the reason is printed under the figure.
 """
 
-from . import style  # noqa: F401  (first: selects the Agg backend before pyplot is imported)
 from .alignment import alignment_by_country, data_quantity, distributional, sampling_strategies
 from .data import data_distribution
 from .framework import STEPS, export_rulegraph, parse_rulegraph, step_of  # the builder: framework.framework

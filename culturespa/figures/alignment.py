@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import matplotlib.pyplot as plt
+from .lazy import plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from .lazy import sns
 
 from .. import design
 from ..design import AVG, BASE, CULTURESPA, P1, PAPER_SCORE

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
+from .lazy import plt
+from .lazy import ticker
 import pandas as pd
-import seaborn as sns
+from .lazy import sns
 
 from .style import FULL_WIDTH, add_notes
 
@@ -44,8 +44,8 @@ def data_distribution(stats: pd.DataFrame, topic_stats: pd.DataFrame) -> plt.Fig
                 ax.legend(fontsize=6, title=None, loc="best")
             else:
                 ax.get_legend().remove()
-    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax2.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax1.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax2.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax2.margins(y=0.12)
     fig.suptitle(f"Collected culture-related data ({', '.join(settings)} answers)", fontsize=9)
     fig.tight_layout()

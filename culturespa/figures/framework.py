@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib.pyplot as plt
+from .lazy import plt
 
 from .. import io
 from .style import palette

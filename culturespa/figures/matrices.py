@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-import matplotlib.pyplot as plt
+from .lazy import plt
 import numpy as np
 import pandas as pd
 

@@ -13,17 +13,12 @@ import textwrap
 from collections import defaultdict
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # rules run without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .. import io  # noqa: E402
-from ..results import Cell  # noqa: E402
+from .. import io
+from ..results import Cell
+from .lazy import plt, sns
 
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++"]
 FULL_WIDTH = 7.0  # inches: a two-column paper's text width
