@@ -75,11 +75,18 @@ def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterab
     return provenance
 
 
+def read_provenance(src: Path) -> dict:
+    if not (src / PROVENANCE).is_file():
+        raise DataFileError(f"{src}: not a results snapshot (no {PROVENANCE}); a finished run makes one with "
+                            "`python -m culturespa snapshot` (`make replication-snapshot` after `make replication`)")
+    return json.loads((src / PROVENANCE).read_text())
+
+
 def restore(src: str | Path, workdir: str | Path = ".") -> list[Path]:
     """Copy a snapshot (``take``'s ``dest``) into ``workdir/results/{model}/`` (its benchmark TSVs into
     ``results/benchmarks/{model}/``); returns the files written."""
     src, workdir = Path(src), Path(workdir)
-    provenance = json.loads((src / PROVENANCE).read_text())
+    provenance = read_provenance(src)
     model = provenance["model"]
     bench = src / BENCHMARKS
     copies = [(src / rel, workdir / "results" / model / rel) for rel in provenance["files"]]
@@ -118,7 +125,7 @@ def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: It
 
     src, workdir = Path(src).resolve(), Path(workdir)
     repo = Path(__file__).resolve().parent.parent
-    provenance = json.loads((src / PROVENANCE).read_text())
+    provenance = read_provenance(src)
     restore(src, workdir)
     configs = [str(repo / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
     cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(repo / "Snakefile"), "-d", str(workdir),

@@ -152,3 +152,10 @@ def test_reversed_order_lists_the_options_backwards(data_dir, tmp_path):
     rev, orig = json.loads(proc.stdout)["user"], json.loads(original.stdout)["user"]
     strip = lambda text: [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit()]  # noqa: E731
     assert strip(rev) == list(reversed(strip(orig))) and rev != orig
+
+
+def test_render_snapshot_of_a_folder_that_is_no_snapshot_names_it(tmp_path, capsys):
+    assert cli.main(["render-snapshot", str(tmp_path), "-d", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: not a results snapshot (no PROVENANCE.json)" in err and "make replication" in err
+    assert not (tmp_path / "out").exists()
