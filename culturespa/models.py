@@ -143,6 +143,7 @@ def _matmul_seconds(dtype, rows: int = 128, k: int = 576, n: int = 1536, repeats
     import time
 
     import torch
+    import torch.nn.functional as F
 
     # the weight laid out as nn.Linear keeps it ([out, in]): in bf16 without native support the
     # [in, out] layout runs another, 6x slower kernel

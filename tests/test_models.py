@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 
 import pytest
 
@@ -161,3 +162,9 @@ def test_the_real_cpu_gets_a_dtype_it_computes_fast(monkeypatch, tmp_path):
         assert models.bf16_speedup() >= 1.0
     else:
         assert chosen == torch.float32 and (models.cpu_bf16_flag() is False or models.bf16_speedup() < models.BF16_MIN_SPEEDUP)
+
+
+def test_the_bf16_timing_probe_runs_on_this_cpu():
+    """The probe a CPU with a bf16 flag gets (flags alone decide here, so nothing else calls it)."""
+    speedup = models.bf16_speedup()
+    assert math.isfinite(speedup) and speedup > 0
