@@ -250,13 +250,16 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("snapshot", help="a snapshot folder (python -m culturespa snapshot)")
     draw.add_argument("--directory", "-d", default=".", help="where results/ is written")
     draw.add_argument("--cores", type=int, default=2)
-    draw.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                      help="more Snakemake arguments after --, e.g. -- --config data_mirror=../shared/culturespa")
+    # more Snakemake arguments go after "--" (main splits them off: an argparse REMAINDER would also
+    # swallow -d and --cores given after the snapshot folder)
+    draw.epilog = "More Snakemake arguments after --, e.g. -- --config data_mirror=../shared/culturespa"
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = _parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s: %(message)s")
     if args.command in ("snapshot", "render-snapshot"):
         from . import snapshot
@@ -267,7 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{args.dest}: {len(record['files'])} files, {record['benchmarks']} benchmark TSVs, "
                       f"{record['bytes'] / 1e6:.1f} MB, commit {record['commit']}")
                 return 0
-            extra = [a for a in args.snakemake_args if a != "--"]
             return snapshot.render(args.snapshot, args.directory, args.cores, extra)
         except CultureSPAError as e:
             print(f"culturespa error: {e}", file=sys.stderr)

@@ -172,7 +172,7 @@ def test_a_snapshot_renders_every_figure_and_table_without_a_model(tiny_run, dat
     assert taken.returncode == 0, taken.stderr
     provenance = json.loads((snap / "PROVENANCE.json").read_text())
     assert provenance["configs"] == ["tiny.yaml"] and "alignment.csv" in provenance["files"]
-    assert not list(snap.rglob("*.jsonl.partial")) and not (snap / "sft" / JOINT / "adapter").exists()
+    assert not list(snap.rglob("*.safetensors")) and not list(snap.rglob("*.jsonl"))[1:]  # no weights, only the pool
     fresh = tmp_path / "fresh"
     drawn = subprocess.run([*cli, "render-snapshot", str(snap), "-d", str(fresh), "--cores", "1", "--",
                             "--config", f"data_mirror={data_dir}"], capture_output=True, text=True, cwd=REPO)
