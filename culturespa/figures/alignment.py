@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .lazy import plt
 import numpy as np
 import pandas as pd
-from .lazy import sns
 
 from .. import design
 from ..design import AVG, BASE, CULTURESPA, P1, PAPER_SCORE
 from ..results import Cell, Results
+from .lazy import plt, sns
 from .style import BELOW_LEGEND, FULL_WIDTH, MISSING_MARK, add_notes, grouped_bars, palette, value_range
 
 

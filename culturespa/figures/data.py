@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from .lazy import plt
-from .lazy import ticker
 import pandas as pd
-from .lazy import sns
 
+from .lazy import plt, sns, ticker
 from .style import FULL_WIDTH, add_notes
 
 

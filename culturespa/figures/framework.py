@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from .lazy import plt
 
 from .. import io
+from .lazy import plt
 from .style import palette
 
 log = logging.getLogger("culturespa")

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from .lazy import plt
 import numpy as np
 import pandas as pd
 
 from .. import design
 from ..design import AVG, BASE, CULTURESPA, P1
 from ..results import Results
+from .lazy import plt
 from .style import MISSING_MARK, add_notes, matrix_panels
 
 
