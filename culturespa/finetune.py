@@ -320,7 +320,16 @@ class _ListDataset:
 
 
 def collate(pad_id: int):
-    """Right-pad input_ids (pad id), labels (-100) and attention_mask (0)."""
+    """Right-pad input_ids (pad id), labels (-100) and attention_mask (0); and keep the output layer
+    to the positions that predict a label token.
+
+    A training example is a ~100-token prompt and an answer of a few tokens, and only the answer is
+    learned; the logits over SmolLM2's 49,152-token vocabulary at every other position were a quarter
+    of a step's arithmetic and most of its memory. ``logits_to_keep`` (the positions p whose next
+    token is a label in some row of the batch) makes the model compute only those, and
+    ``shift_labels`` are the labels aligned with them, so the loss (and the Trainer's token count for
+    gradient accumulation) is the one the full logits give, with the same tokens counted.
+    """
     import torch
 
     def fn(batch: Sequence[dict]) -> dict:
@@ -331,7 +340,12 @@ def collate(pad_id: int):
             out["input_ids"].append(b["input_ids"] + [pad_id] * k)
             out["labels"].append(b["labels"] + [IGNORE_INDEX] * k)
             out["attention_mask"].append(b["attention_mask"] + [0] * k)
-        return {key: torch.tensor(v, dtype=torch.long) for key, v in out.items()}
+        tensors = {key: torch.tensor(v, dtype=torch.long) for key, v in out.items()}
+        following = tensors["labels"][:, 1:]
+        keep = (following != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+        tensors["logits_to_keep"] = keep
+        tensors["shift_labels"] = following[:, keep]
+        return tensors
 
     return fn
 

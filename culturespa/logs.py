@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import sys
 from typing import Callable
 
+from . import jobserver
 from .errors import CultureSPAError
+from .jobserver import ENV_CHILD
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -21,6 +25,16 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
+def _log_usage() -> None:
+    """CPU time and peak memory of this process: under the job server, Snakemake's benchmark files
+    measure the waiting client, so the log is where a job's own figures are."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    where = "in the job server (preloaded libraries)" if ENV_CHILD in os.environ else "in its own process"
+    logging.getLogger("culturespa").info(
+        "job ran %s: CPU %.1f s, peak RSS %.0f MB", where, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    )
+
+
 def run_logged(log_path: str, main: Callable[[], None], threads: int | None = None, gpus: int = 0) -> None:
     """Run ``main`` with logging (and stderr, where progress bars go) sent to ``log_path``;
     ``threads`` (the rule's) caps torch's threads; ``gpus`` (the rule's ``resources.gpu``) > 0
@@ -28,7 +42,14 @@ def run_logged(log_path: str, main: Callable[[], None], threads: int | None = No
 
     A CultureSPAError is a message for the user: it is logged and printed on the console without a
     traceback, and the job fails. Anything else keeps its traceback in the log.
+
+    In a Snakemake script job on a CPU, the job runs in the job server's fork, where the libraries
+    are already imported (``jobserver``); this process waits for it and exits with its status.
     """
+    if jobserver.should_delegate(gpus):
+        status = jobserver.delegate(jobserver.script_job_path())
+        if status is not None:
+            raise SystemExit(status)
     console = sys.stderr
     with open(log_path, "w", buffering=1) as log:
         sys.stderr = log
@@ -41,6 +62,7 @@ def run_logged(log_path: str, main: Callable[[], None], threads: int | None = No
             if threads is not None:
                 limit_threads(threads)
             main()
+            _log_usage()
         except CultureSPAError as e:
             logging.getLogger("culturespa").error("%s", e)
             print(f"culturespa error: {e} (log: {log_path})", file=console)

@@ -308,3 +308,40 @@ def test_truncate_example_keeps_the_starts_of_prompt_and_answer():
     # a target as long as half the cutoff: both cut in proportion (int(6 * 3 / 10) = 1 answer token)
     assert truncate_example(ex, 6)["input_ids"] == [0, 1, 2, 3, 4, 7]
     assert truncate_example(ex, 10)["input_ids"] == list(range(10)) and not truncate_example(ex, 10)["truncated"]
+
+
+def test_label_positions_only_give_the_full_loss_and_gradients():
+    """The collator's logits_to_keep / shift_labels: same loss, same LoRA gradients, same token count
+    as the logits at every position (a small random Llama; rows of different lengths, an answer of
+    1-3 tokens, a row whose answer was cut off)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from culturespa.finetune import collate
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    rows = []
+    for length, answer in ((11, 2), (7, 1), (15, 3), (9, 0)):
+        ids = torch.randint(1, 97, (length,)).tolist()
+        rows.append({"input_ids": ids, "attention_mask": [1] * length,
+                     "labels": [IGNORE_INDEX] * (length - answer) + ids[length - answer:]})
+    batch = collate(0)(rows)
+    assert batch["shift_labels"].shape == (4, len(batch["logits_to_keep"])) and len(batch["logits_to_keep"]) < 14
+
+    def loss_and_grads(**inputs):
+        model.zero_grad()
+        loss = model(**inputs).loss
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    common = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    full, full_grads = loss_and_grads(**common)
+    kept, kept_grads = loss_and_grads(**common, logits_to_keep=batch["logits_to_keep"],
+                                      shift_labels=batch["shift_labels"])
+    assert torch.allclose(full, kept, rtol=1e-5, atol=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(full_grads, kept_grads))
+    assert int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()) == int((batch["shift_labels"] != IGNORE_INDEX).sum()) == 6

@@ -6,6 +6,7 @@ figures, and the run's closing message and adapters.csv name them. Then dry runs
 only new work is planned."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -206,6 +207,14 @@ def planned_jobs(snakemake_bin, work, *overlays) -> list[tuple[str, str]]:
         if head and head.group(1) != "all":
             jobs.append((head.group(1), output.group(1) if output else ""))
     return jobs
+
+
+def test_later_jobs_run_in_the_job_server_and_log_their_own_usage(tiny_run):
+    logs = list((tiny_run.parent.parent / "logs" / MODEL).rglob("*.log"))
+    where = [m.group(1) for log in logs for m in [re.search(r"job ran (in the job server|in its own process)",
+                                                            log.read_text())] if m]
+    # the first jobs start the server and run themselves; the ones after it is ready are forks of it
+    assert "in its own process" in where and where.count("in the job server") >= len(where) // 2, where
 
 
 def test_a_finished_run_plans_nothing(tiny_run, snakemake_bin):
