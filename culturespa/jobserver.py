@@ -68,6 +68,10 @@ _IMPORT_ENV_PREFIXES = (
     "HF_", "HUGGINGFACE", "TRANSFORMERS", "TORCH", "PYTORCH", "CUDA", "BNB", "PEFT", "TOKENIZERS",
     "PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "XDG_CACHE", "LD_",
 )
+# Snakemake sets these per job to the rule's threads: not part of the key (one server for jobs of
+# any thread count); the fork gives torch the job's threads itself (logs.limit_threads).
+_PER_JOB_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS")
 _HEADER = struct.Struct("!I")
 STARTED = b"started\n"
 
@@ -126,7 +130,8 @@ def server_key(environ: dict | None = None) -> str:
         "python": [sys.executable, sys.version],
         "site": [(d, os.stat(d).st_mtime_ns) for d in site_dirs],
         "package": [str(Path(__file__).resolve().parent), _package_files()],
-        "env": sorted((k, v) for k, v in environ.items() if k.startswith(_IMPORT_ENV_PREFIXES)),
+        "env": sorted((k, v) for k, v in environ.items()
+                      if k.startswith(_IMPORT_ENV_PREFIXES) and k not in _PER_JOB_ENV),
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 

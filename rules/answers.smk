@@ -17,7 +17,7 @@ rule answer_questions:
         method="culture_unaware|culture_aware|cross_culture",
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=32000,
         gpu=1,

@@ -25,6 +25,7 @@ SOURCE = config["questions"]["source"]
 VARIANTS = ["base"] + list(config["sft"]["variants"])
 STRATEGIES = list(config["pairs"]["strategies"])
 ORDERS = list(config["evaluation"]["orders"])
+MODEL_THREADS = int(config.get("model_threads", 2))
 VARIANT = r"(joint|specific)-(crqpc|rds|cds)-(culture_aware|cross_culture)-[0-9]+"
 CHECKSUMS = read_checksums()
 MMLU_CHECKSUMS = read_checksums(MMLU_CHECKSUM_FILE)

@@ -21,7 +21,7 @@ rule evaluate_wvs:
         "eval"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=32000,
         gpu=1,

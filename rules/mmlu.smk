@@ -15,7 +15,7 @@ rule evaluate_mmlu:
         "results/benchmarks/{model}/mmlu/{variant}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=32000,
         gpu=1,

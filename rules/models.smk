@@ -5,7 +5,7 @@ rule convert_gguf_model:
         "logs/models/{model}/convert.log",
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=4000,
         runtime=30,

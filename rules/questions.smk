@@ -14,7 +14,7 @@ rule generate_questions:
         "results/benchmarks/{model}/questions/generate/topic_{topic}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=32000,
         gpu=1,

@@ -18,7 +18,7 @@ rule finetune_joint:
         "results/benchmarks/{model}/sft/joint-{data}-{setting}-{fraction}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=48000,
         gpu=1,
@@ -49,7 +49,7 @@ rule finetune_specific:
         "results/benchmarks/{model}/sft/specific-{data}-{setting}-{fraction}/{country}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=48000,
         gpu=1,

@@ -176,4 +176,6 @@ def test_the_key_follows_what_the_preloaded_libraries_read(monkeypatch):
     base = jobserver.server_key(env)
     assert jobserver.server_key({**env, "PATH": "/bin", "SNAKEMAKE_X": "1"}) == base
     assert jobserver.server_key({**env, "HF_HUB_OFFLINE": "1"}) != base
-    assert jobserver.server_key({**env, "OMP_NUM_THREADS": "1"}) != base
+    assert jobserver.server_key({**env, "OMP_PROC_BIND": "true"}) != base
+    # Snakemake sets the thread counts per job: one server serves jobs of any thread count
+    assert jobserver.server_key({**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) == base
