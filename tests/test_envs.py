@@ -183,7 +183,8 @@ class _Package:
                         third.add(OPTIONAL_BACKENDS[ref.attr])
                     if isinstance(ref, ast.List):  # [python, "-m", "snakemake", ...]: a module run as a program
                         items = [e.value if isinstance(e, ast.Constant) else None for e in ref.elts]
-                        third |= {items[i + 1] for i, x in enumerate(items[:-1]) if x == "-m" and items[i + 1]}
+                        run = {items[i + 1].split(".")[0] for i, x in enumerate(items[:-1]) if x == "-m" and items[i + 1]}
+                        third |= run - {"culturespa"}  # the package running itself (the job server)
                     if isinstance(ref, ast.Name):
                         if (m, ref.id) in self.defs:
                             todo_def.add((m, ref.id))

@@ -213,8 +213,9 @@ def test_later_jobs_run_in_the_job_server_and_log_their_own_usage(tiny_run):
     logs = list((tiny_run.parent.parent / "logs" / MODEL).rglob("*.log"))
     where = [m.group(1) for log in logs for m in [re.search(r"job ran (in the job server|in its own process)",
                                                             log.read_text())] if m]
-    # the first jobs start the server and run themselves; the ones after it is ready are forks of it
-    assert "in its own process" in where and where.count("in the job server") >= len(where) // 2, where
+    # every job logs where it ran; the first job starts the server (unless an earlier test's server with
+    # the same key is still up) and runs itself, and the jobs after the server is ready are its forks
+    assert len(where) >= 20 and where.count("in the job server") >= len(where) // 2, where
 
 
 def test_a_finished_run_plans_nothing(tiny_run, snakemake_bin):
