@@ -48,9 +48,11 @@ bench: venv
 bench-gpu: venv
 	$(BIN)/python benchmarks/bench_gpu.py $(BENCH_GPU_ARGS)
 
-# issue 16: the whole method on SmolLM2 at research scale (about 2.5 hours on 2 cores; resumable)
+# issue 16: the whole method on SmolLM2 at research scale (about 6 hours on 2 CPU cores). Resumable: run it
+# again; a killed job resumes from its journal (--rerun-incomplete); after a killed Snakemake, unlock first
+# (.venv/bin/snakemake --unlock $(REPLICATION_OPTS))
 replication: venv
-	$(BIN)/snakemake all $(REPLICATION_OPTS)
+	$(BIN)/snakemake all --rerun-incomplete $(REPLICATION_OPTS)
 
 # its tidy results into the committed snapshot (after `make replication`)
 replication-snapshot: venv
