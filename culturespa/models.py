@@ -48,22 +48,75 @@ def smollm2_gguf_path() -> Path:
     return packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, SMOLLM2_INSTALL)
 
 
+CONVERTED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def conversion_cache() -> Path | None:
+    """Where converted GGUF folders are kept for reuse: ``$CULTURESPA_CACHE`` (``0`` or ``off``: no
+    cache), else ``$XDG_CACHE_HOME/culturespa`` (default ``~/.cache/culturespa``), under ``converted/``."""
+    given = os.environ.get("CULTURESPA_CACHE", "").strip()
+    if given.lower() in ("0", "off", "no", "false"):
+        return None
+    base = Path(given).expanduser() if given else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "culturespa"
+    return base / "converted"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     """Dequantise a Llama-architecture GGUF into a safetensors folder (model + tokenizer).
 
-    The folder is built in a temporary sibling and renamed into place, so ``out_dir`` either
-    does not exist or is complete. An existing ``out_dir`` is replaced.
+    The conversion takes ~50 s on 2 CPU cores (transformers parses the GGUF three times), and a
+    fresh clone, each test session and the benchmarks all need the same folder: it is made once per
+    GGUF content (sha256) in ``conversion_cache()`` and copied from there, under a lock, so two
+    processes asking at once convert it once. ``out_dir`` is built in a temporary sibling and
+    renamed into place: it either does not exist or is complete. An existing ``out_dir`` is replaced.
     """
+    import fcntl
+    import shutil
+
+    from .io import atomic_dir
+
+    gguf_file, out_dir = Path(gguf_file), Path(out_dir)
+    if not gguf_file.is_file():
+        raise CultureSPAError(f"{gguf_file}: GGUF file not found")
+    cache = conversion_cache()
+    if cache is None:
+        return _convert_gguf_into(gguf_file, out_dir)
+    cached = cache / _sha256(gguf_file)[:16]
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{cached.name}.lock", "a")
+    except OSError as e:
+        log.warning("conversion cache %s not usable (%s): converting into %s directly", cache, e, out_dir)
+        return _convert_gguf_into(gguf_file, out_dir)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits for the first one's conversion
+        if all((cached / name).is_file() for name in CONVERTED_FILES):
+            log.info("%s: converted before, copying it from the cache %s", gguf_file.name, cached)
+        else:
+            _convert_gguf_into(gguf_file, cached)
+        with atomic_dir(out_dir) as tmp:
+            for item in cached.iterdir():
+                shutil.copy2(item, tmp / item.name)
+    return out_dir
+
+
+def _convert_gguf_into(gguf_file: Path, out_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    gguf_file = Path(gguf_file)
-    out_dir = Path(out_dir)
-    if not gguf_file.is_file():
-        raise CultureSPAError(f"{gguf_file}: GGUF file not found")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder, name = str(gguf_file.parent), gguf_file.name
-    log.info("converting %s (dequantising, ~20 s)", gguf_file)
+    log.info("converting %s (dequantising, ~50 s on 2 CPU cores)", gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     config = loaded.config

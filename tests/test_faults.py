@@ -757,6 +757,7 @@ NOT_OUTPUTS = {
     ("figures.py", "export_rulegraph"): "a temporary config for the snakemake --rulegraph subprocess, deleted after",
     ("jobserver.py", "start_server"): "the job server's own log (its stdout and stderr), appended, never an output",
     ("jobserver.py", "serve"): "the job server's lock file, held with flock while it runs, never an output",
+    ("models.py", "convert_gguf"): "the conversion cache's lock file, held with flock while converting, never an output",
 }
 WRITING_METHODS = {"to_csv", "to_json", "to_parquet", "to_excel", "to_markdown", "to_latex", "save_pretrained",
                    "savefig", "write_text", "write_bytes"}  # on any object but culturespa.io (atomic)

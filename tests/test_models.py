@@ -9,7 +9,7 @@ import math
 import pytest
 
 from culturespa.errors import ConfigError, CultureSPAError
-from culturespa import models
+from culturespa import io, models
 
 
 def test_missing_wheel_is_a_clear_error(monkeypatch):
@@ -168,3 +168,34 @@ def test_the_bf16_timing_probe_runs_on_this_cpu():
     """The probe a CPU with a bf16 flag gets (flags alone decide here, so nothing else calls it)."""
     speedup = models.bf16_speedup()
     assert math.isfinite(speedup) and speedup > 0
+
+
+def test_a_gguf_is_converted_once_and_copied_from_the_cache(tmp_path, monkeypatch):
+    """The conversion cache: keyed by the GGUF's content; a second folder is a copy; a cache entry
+    missing a file is converted again; CULTURESPA_CACHE=0 converts straight into the folder."""
+    calls = []
+
+    def fake_convert(gguf_file, out_dir):  # the real conversion is tested on SmolLM2 (test_converted_folder)
+        calls.append(out_dir)
+        with io.atomic_dir(out_dir) as tmp:
+            for name in models.CONVERTED_FILES:
+                (tmp / name).write_text(f"{name} of {gguf_file.read_text()}")
+        return out_dir
+
+    monkeypatch.setattr(models, "_convert_gguf_into", fake_convert)
+    monkeypatch.setenv("CULTURESPA_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_text("weights v1")
+    first = models.convert_gguf(gguf, tmp_path / "a")
+    second = models.convert_gguf(gguf, tmp_path / "b")
+    assert len(calls) == 1 and calls[0].parent == tmp_path / "cache" / "converted"
+    assert (first / "config.json").read_text() == (second / "config.json").read_text() == "config.json of weights v1"
+    gguf.write_text("weights v2")  # another file: another entry
+    assert (models.convert_gguf(gguf, tmp_path / "c") / "config.json").read_text() == "config.json of weights v2"
+    assert len(calls) == 2
+    (calls[1] / "model.safetensors").unlink()  # a damaged entry is made again
+    models.convert_gguf(gguf, tmp_path / "d")
+    assert len(calls) == 3 and (tmp_path / "d" / "model.safetensors").is_file()
+    monkeypatch.setenv("CULTURESPA_CACHE", "0")
+    models.convert_gguf(gguf, tmp_path / "e")
+    assert calls[-1] == tmp_path / "e"
