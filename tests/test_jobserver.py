@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from culturespa import jobserver
+from slurm_cluster import _alive as alive  # a zombie counts as ended
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the job server is Linux-only")
 
@@ -35,14 +36,6 @@ def wait_for(predicate, timeout=30.0):
             return True
         time.sleep(0.05)
     return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 @pytest.fixture
