@@ -12,7 +12,8 @@ the job: its log, outputs and errors are the job's. If the client dies (Snakemak
 killed), the fork notices that its connection closed and exits at once.
 
 Used only where it is safe and pays: Linux, a Snakemake script job, not a GPU job on a machine with
-a GPU (CUDA must not be initialised before a job picks its device), not inside a cluster job. ``CULTURESPA_JOB_SERVER=0``
+a GPU (CUDA must not be initialised before a job picks its device), not inside a cluster job or an
+Apptainer container (one job per process or container: nothing to share). ``CULTURESPA_JOB_SERVER=0``
 turns it off; ``CULTURESPA_JOB_SERVER_IDLE`` (seconds, default 120) is how long an idle server waits
 before it exits; ``CULTURESPA_JOB_SERVER_DIR`` where its socket and log live. A server serves one
 interpreter, one version of this package and one environment (all in its key): after an edit or a
@@ -106,6 +107,8 @@ def should_delegate(gpus: int = 0) -> bool:
         and not _off(os.environ.get(ENV_SWITCH))
         and ENV_CHILD not in os.environ
         and "SLURM_JOB_ID" not in os.environ
+        # each containerised job (--sdm apptainer) has its own /tmp and processes: nothing to share
+        and not any(v in os.environ for v in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"))
         and script_job_path() is not None
     )
 

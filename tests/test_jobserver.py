@@ -147,7 +147,8 @@ def test_delegation_only_in_a_cpu_script_job_outside_a_cluster(tmp_path, monkeyp
     main = sys.modules["__main__"]
     script = tmp_path / "tmpabc.evaluate_wvs.py"
     script.write_text("")
-    for name in (jobserver.ENV_SWITCH, jobserver.ENV_CHILD, "SLURM_JOB_ID"):
+    for name in (jobserver.ENV_SWITCH, jobserver.ENV_CHILD, "SLURM_JOB_ID", "APPTAINER_CONTAINER",
+                 "SINGULARITY_CONTAINER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(jobserver, "machine_has_gpu", lambda: False)
     assert not jobserver.should_delegate()  # pytest is not a Snakemake script job
@@ -157,7 +158,8 @@ def test_delegation_only_in_a_cpu_script_job_outside_a_cluster(tmp_path, monkeyp
     monkeypatch.setattr(jobserver, "machine_has_gpu", lambda: True)
     assert jobserver.should_delegate() and not jobserver.should_delegate(gpus=1)
     monkeypatch.setattr(jobserver, "machine_has_gpu", lambda: False)
-    for name, value in ((jobserver.ENV_SWITCH, "0"), (jobserver.ENV_CHILD, "1"), ("SLURM_JOB_ID", "7")):
+    for name, value in ((jobserver.ENV_SWITCH, "0"), (jobserver.ENV_CHILD, "1"), ("SLURM_JOB_ID", "7"),
+                        ("APPTAINER_CONTAINER", "/img.sif")):
         monkeypatch.setenv(name, value)
         assert not jobserver.should_delegate()
         monkeypatch.delenv(name)
