@@ -48,7 +48,7 @@ bench: venv
 bench-gpu: venv
 	$(BIN)/python benchmarks/bench_gpu.py $(BENCH_GPU_ARGS)
 
-# issue 16: the whole method on SmolLM2 at research scale (about 6 hours on 2 CPU cores). Resumable: run it
+# issue 16: the whole method on SmolLM2 at research scale (about 5 hours on 2 CPU cores). Resumable: run it
 # again; a killed job resumes from its journal (--rerun-incomplete); after a killed Snakemake, unlock first
 # (.venv/bin/snakemake --unlock $(REPLICATION_OPTS))
 replication: venv
