@@ -206,6 +206,7 @@ def delegate(script: str, argv: list[str] | None = None, path: Path | None = Non
             except OSError:
                 pass
         return None
+    reply = b""
     try:
         request = {
             "script": script,
@@ -222,8 +223,8 @@ def delegate(script: str, argv: list[str] | None = None, path: Path | None = Non
             if not chunk:
                 break
             reply += chunk
-    except OSError:
-        reply = b""
+    except OSError:  # before "started": nothing ran (None below); after it: the job's process died
+        pass
     finally:
         sock.close()
     if not reply.startswith(STARTED):  # the server was exiting: nothing ran

@@ -173,3 +173,15 @@ def test_the_key_follows_what_the_preloaded_libraries_read(monkeypatch):
     assert jobserver.server_key({**env, "OMP_PROC_BIND": "true"}) != base
     # Snakemake sets the thread counts per job: one server serves jobs of any thread count
     assert jobserver.server_key({**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) == base
+
+
+def test_a_job_killed_in_the_server_fails_and_is_not_run_again(tmp_path, server):
+    """An OOM kill of the fork: the client fails the job with a message (it does not run it a second time)."""
+    done = client(tmp_path, server[0], """
+        import os, signal
+        with open("runs", "a") as fh:
+            fh.write("run\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert done.returncode == 1 and "ended without an exit status" in done.stderr
+    assert (tmp_path / "runs").read_text() == "run\n"
