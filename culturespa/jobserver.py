@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from .gpus import GPUS_ENV
+
 ENV_SWITCH = "CULTURESPA_JOB_SERVER"
 ENV_DIR = "CULTURESPA_JOB_SERVER_DIR"
 ENV_IDLE = "CULTURESPA_JOB_SERVER_IDLE"
@@ -77,7 +79,8 @@ _HEADER = struct.Struct("!I")
 STARTED = b"started\n"
 
 
-def _off(value: str | None) -> bool:
+def switched_off(value: str | None) -> bool:
+    """An environment switch set to 0 / false / no / off."""
     return value is not None and value.strip().lower() in ("0", "false", "no", "off")
 
 
@@ -93,7 +96,8 @@ def script_job_path() -> str | None:
 
 def machine_has_gpu() -> bool:
     """A GPU driver's device nodes (NVIDIA, AMD ROCm), or GPUs named for the allocator (``gpus.py``)."""
-    return bool(os.environ.get("CULTURESPA_GPUS", "").strip()) or any(
+    # not gpus.machine_gpus: it runs nvidia-smi, too slow to ask before every job
+    return bool(os.environ.get(GPUS_ENV, "").strip()) or any(
         os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/kfd")
     )
 
@@ -104,7 +108,7 @@ def should_delegate(gpus: int = 0) -> bool:
     return (
         sys.platform.startswith("linux")
         and not (gpus and machine_has_gpu())
-        and not _off(os.environ.get(ENV_SWITCH))
+        and not switched_off(os.environ.get(ENV_SWITCH))
         and ENV_CHILD not in os.environ
         and "SLURM_JOB_ID" not in os.environ
         # each containerised job (--sdm apptainer) has its own /tmp and processes: nothing to share
@@ -217,7 +221,6 @@ def delegate(script: str, argv: list[str] | None = None, path: Path | None = Non
         }
         socket.send_fds(sock, [b"J"], [0, 1, 2])
         _send_frame(sock, request)
-        reply = b""
         while reply.count(b"\n") < 2:
             chunk = sock.recv(64)
             if not chunk:

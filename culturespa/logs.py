@@ -10,7 +10,6 @@ from typing import Callable
 
 from . import jobserver
 from .errors import CultureSPAError
-from .jobserver import ENV_CHILD
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -29,7 +28,7 @@ def _log_usage() -> None:
     """CPU time and peak memory of this process: under the job server, Snakemake's benchmark files
     measure the waiting client, so the log is where a job's own figures are."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    where = "in the job server (preloaded libraries)" if ENV_CHILD in os.environ else "in its own process"
+    where = "in the job server (preloaded libraries)" if jobserver.ENV_CHILD in os.environ else "in its own process"
     logging.getLogger("culturespa").info(
         "job ran %s: CPU %.1f s, peak RSS %.0f MB", where, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
     )

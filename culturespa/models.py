@@ -54,21 +54,13 @@ CONVERTED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokeni
 def conversion_cache() -> Path | None:
     """Where converted GGUF folders are kept for reuse: ``$CULTURESPA_CACHE`` (``0`` or ``off``: no
     cache), else ``$XDG_CACHE_HOME/culturespa`` (default ``~/.cache/culturespa``), under ``converted/``."""
+    from .jobserver import switched_off
+
     given = os.environ.get("CULTURESPA_CACHE", "").strip()
-    if given.lower() in ("0", "off", "no", "false"):
+    if switched_off(given):
         return None
     base = Path(given).expanduser() if given else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "culturespa"
     return base / "converted"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
@@ -83,6 +75,7 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     import fcntl
     import shutil
 
+    from .fetch import sha256_of
     from .io import atomic_dir
 
     gguf_file, out_dir = Path(gguf_file), Path(out_dir)
@@ -91,7 +84,7 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     cache = conversion_cache()
     if cache is None:
         return _convert_gguf_into(gguf_file, out_dir)
-    cached = cache / _sha256(gguf_file)[:16]
+    cached = cache / sha256_of(gguf_file)[:16]
     try:
         cache.mkdir(parents=True, exist_ok=True)
         lock = open(cache / f"{cached.name}.lock", "a")
