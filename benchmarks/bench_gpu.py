@@ -311,7 +311,8 @@ def bench_generate(model, tok, prompts, batch_size, device, seed: int, max_new_t
     engine = Engine(model, tok, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, name="random-llama3-8b-shape")
     engine.generate_texts(prompts[:2], max_new_tokens=2, seed=seed)
-    size = engine.prepare(prompts).batch_size
+    plan = engine.prepare(prompts, mode="generate")
+    size = plan.batch_size
     counter = TokenCounter(model, tok.pad_token_id)
     reset_peak(device)
     sync(device)
@@ -323,7 +324,8 @@ def bench_generate(model, tok, prompts, batch_size, device, seed: int, max_new_t
         counter.close()
     seconds = time.perf_counter() - t
     n = len(prompts)
-    return {"prompts": n, "batch_size": size, "max_new_tokens": max_new_tokens, "new_tokens": counter.tokens,
+    return {"prompts": n, "batch_size": size, "batches": len(plan.batches), "max_new_tokens": max_new_tokens,
+            "new_tokens": counter.tokens,
             "seconds": round(seconds, 3), "prompts_per_s": round(n / seconds, 3),
             "tokens_per_s": round(counter.tokens / seconds, 1), "peak_memory_mb": peak_mb(device)}
 
@@ -670,7 +672,7 @@ def main(argv=None) -> int:
                     "ratio_to_floor": round(res["seconds"] / floor, 2)})
         out["logprob"][name] = res
         print(f"logprob {name} ({res['forward']} forward, {res['attention']} attention): {res['prompts']} prompts "
-              f"in {res['jobs']} jobs, batch {res['batch_size']}, "
+              f"in {res['jobs']} jobs, batch {res['batch_size']} ({res['batches']} batches), "
               f"{res['mean_prompt_tokens']} tokens per prompt (shared prefix {res['shared_prefix_tokens'][0]}): "
               f"{res['seconds']} s, {res['prompts_per_s']} prompts/s, {res['tokens_per_s']:.0f} tokens/s, peak "
               f"{res['peak_memory_mb']:.0f} MB; floor {res['floor_seconds']} s at {rate / 1e12:.4g} TFLOP/s "
@@ -681,14 +683,16 @@ def main(argv=None) -> int:
     p1 = [p for job in sets["P1"] for p in job]
     gen = bench_generate(model, tok, p1[: args.gen_n], args.batch_size, device, args.seed, args.max_new_tokens)
     out["generate"] = gen
-    print(f"generate (engine, batch {gen['batch_size']}): {gen['prompts']} prompts, {gen['new_tokens']} new tokens "
+    print(f"generate (engine, batch {gen['batch_size']}, {gen['batches']} batches): {gen['prompts']} prompts, "
+          f"{gen['new_tokens']} new tokens "
           f"in {gen['seconds']} s: {gen['prompts_per_s']} prompts/s, {gen['tokens_per_s']:.0f} tokens/s, peak "
           f"{gen['peak_memory_mb']:.0f} MB")
     qsettings = config["questions"]
     qgen = bench_generate(model, tok, generation_prompts(args.qgen_n, survey), qsettings["batch_size"], device,
                           args.seed, args.max_new_tokens, qsettings["temperature"], qsettings["top_p"])
     out["question_generation"] = qgen
-    print(f"step 1 generation (batch {qgen['batch_size']}, as questions.batch_size): {qgen['prompts']} prompts in "
+    print(f"step 1 generation (batch {qgen['batch_size']}, as questions.batch_size; {qgen['batches']} batches): "
+          f"{qgen['prompts']} prompts in "
           f"{qgen['seconds']} s: {qgen['prompts_per_s']} prompts/s, {qgen['tokens_per_s']:.0f} tokens/s")
     ref = bench_reference(model, tok, p1[: args.ref_n], device, args.seed, args.max_new_tokens)
     out["reference"] = ref

@@ -93,6 +93,20 @@ def test_batch_plan_keeps_order_and_size_and_cuts_padding():
     assert plan_batches([], 8) == []
 
 
+def test_fewest_batch_plan_for_generate_and_gpu():
+    """Generating (or any forward on a GPU) pays per batch far more than padding costs: the plan
+    takes the fewest batches the size allows, and the least padding among those."""
+    lengths = [142, 120, 104, 96, 90, 85, 80, 75, 70, 66, 64, 62, 61] + [60] * 51
+    cheap = plan_batches(lengths, 16)
+    fewest = plan_batches(lengths, 16, fewest=True)
+    assert len(fewest) == 4 < len(cheap)
+    assert [k for b in fewest for k in b] == list(range(64)) and max(map(len, fewest)) <= 16
+    # one long prompt: the cheap plan runs it alone; two batches must share it, so it takes one partner
+    assert plan_batches([400] + [40] * 9, 8)[0] == [0]
+    assert plan_batches([400] + [40] * 9, 8, fewest=True) == [[0, 1], list(range(2, 10))]
+    assert sorted(map(len, plan_batches([50] * 20, 8, fewest=True))) == [4, 8, 8]
+
+
 def test_derive_seed_is_stable():
     assert derive_seed(42, "Q1") == derive_seed(42, "Q1") != derive_seed(42, "Q2")
     assert 0 <= derive_seed("a", 1, 2.5) < 2**63
@@ -112,6 +126,14 @@ def loaded(smollm2_path):
 def engine(loaded):
     model, tok = loaded
     return Engine(model, tok, batch_size=3, max_new_tokens=6, name="smollm2")
+
+
+def test_engine_plans_fewest_batches_when_generating(loaded):
+    model, tok = loaded
+    prompts = [Prompt(f"q{i}", "sys", "word " * (3 + (i * 7) % 40), [1, 2]) for i in range(40)]
+    engine = Engine(model, tok, batch_size=8)
+    assert len(engine.prepare(prompts, "generate").batches) == 5
+    assert len(engine.prepare(prompts, "logprob").batches) >= 5
 
 
 def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label: str, boundary: bool) -> float:
