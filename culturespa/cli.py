@@ -1,4 +1,4 @@
-"""Command line tools: ``python -m culturespa show-prompt``, ``snapshot`` and ``render-snapshot``
+"""Command line tools: ``python -m culturespa show-prompt``, ``snapshot``, ``render-snapshot`` and ``run-time``
 (``culturespa.snapshot``: a finished run's tidy results, and every figure and table rendered from them).
 
 ``show-prompt`` prints the system and user prompt the workflow sends for one method, culture and
@@ -250,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("snapshot", help="a snapshot folder (python -m culturespa snapshot)")
     draw.add_argument("--directory", "-d", default=".", help="where results/ is written")
     draw.add_argument("--cores", type=int, default=2)
+    clock = sub.add_parser("run-time", help="wall time per step of a run, from its benchmark TSVs (markdown)")
+    clock.add_argument("benchmarks", help="results/benchmarks/MODEL of a run, or a snapshot folder")
     # more Snakemake arguments go after "--" (main splits them off: an argparse REMAINDER would also
     # swallow -d and --cores given after the snapshot folder)
     draw.epilog = "More Snakemake arguments after --, e.g. -- --config data_mirror=../shared/culturespa"
@@ -261,6 +263,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = _parser().parse_args(argv[:cut]), argv[cut + 1:]
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s: %(message)s")
+    if args.command == "run-time":
+        from . import runtime, snapshot
+
+        folder = Path(args.benchmarks)
+        folder = folder / snapshot.BENCHMARKS if (folder / snapshot.PROVENANCE).is_file() else folder
+        try:
+            print(runtime.markdown(runtime.step_table(runtime.job_times(folder))), end="")
+        except CultureSPAError as e:
+            print(f"culturespa error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if args.command in ("snapshot", "render-snapshot"):
         from . import snapshot
 

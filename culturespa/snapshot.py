@@ -5,7 +5,7 @@ and their restoration into ``results/`` so that every figure and table renders w
 (alignment, matrices, per-topic scores, pair statistics, MMLU, question-filter counts and pool,
 adapter summary, loss curves and training statistics) and the per-job benchmark TSVs of
 ``results/benchmarks/{model}/``, with the configuration files that made them and the commit they ran
-at (``PROVENANCE``). ``restore`` copies them back into a working directory's ``results/`` (after which
+at (``PROVENANCE``), and the wall time of each step (``RUN_TIME``). ``restore`` copies them back into a working directory's ``results/`` (after which
 ``snakemake paper --allowed-rules ...`` renders from them: ``RENDER_RULES``).
 """
 
@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
+from . import runtime
 from .errors import DataFileError
 from .io import atomic_dir, atomic_path, write_json
 
@@ -37,6 +38,7 @@ SNAPSHOT_FILES = (
 )
 BENCHMARKS = "benchmarks"  # the snapshot's folder of results/benchmarks/{model}/
 PROVENANCE = "PROVENANCE.json"
+RUN_TIME = "run_time.csv"  # wall time per step (culturespa.runtime), from the benchmark TSVs
 # the rules that turn a snapshot into figures and tables, besides the figure and table rules
 # themselves: the released answers' data and scores and the framework figure (none runs a model)
 RENDER_RULES = ("paper", "get_culturespa_data", "score_released", "export_rulegraph")
@@ -71,6 +73,8 @@ def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterab
                       "configs": [Path(cfg).name for cfg in config_files],
                       "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
                       "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "note": note}
+        if benches:  # the wall time of each step, for the README (python -m culturespa run-time)
+            runtime.step_table(runtime.job_times(bench_src)).to_csv(tmp / RUN_TIME, index=False)
         write_json(tmp / PROVENANCE, provenance)
     return provenance
 
