@@ -174,6 +174,8 @@ def test_a_snapshot_renders_every_figure_and_table_without_a_model(tiny_run, dat
     provenance = json.loads((snap / "PROVENANCE.json").read_text())
     assert provenance["configs"] == ["tiny.yaml"] and "alignment.csv" in provenance["files"]
     assert not list(snap.rglob("*.safetensors")) and not list(snap.rglob("*.jsonl"))[1:]  # no weights, only the pool
+    run_time = (snap / "run_time.csv").read_text()  # wall time per step, from the jobs' benchmark TSVs
+    assert "5 WVS evaluation" in run_time and "4 fine-tuning (QLoRA)" in run_time and "\ntotal,all," in run_time
     fresh = tmp_path / "fresh"
     drawn = subprocess.run([*cli, "render-snapshot", str(snap), "-d", str(fresh), "--cores", "1", "--",
                             "--config", f"data_mirror={data_dir}"], capture_output=True, text=True, cwd=REPO)
