@@ -482,8 +482,6 @@ class Engine:
     def _packed_logits(self, job: _Job, suffixes, tries):
         """fp32 logits [rows, vocab] from ``PackedDecoder``: per prompt, its answer position then
         one row per trie node; and the first row of each prompt."""
-        import torch
-
         dec = self._packed_decoder(job)
         part, row0 = self._packed_part(job.prefix_len, suffixes, tries)
         hidden = dec.forward(part, prefix=self._prefix_kv(job, "packed"), compiled=self._compiled(job))
@@ -704,8 +702,6 @@ class Float32Head:
     most 512 MiB (SmolLM2: 113 MB); a larger one is converted in slices of the vocabulary."""
 
     def __init__(self, model):
-        import torch
-
         self.decoder = model.base_model
         self.norm = self.decoder.norm
         self.out = model.get_output_embeddings()

@@ -43,6 +43,7 @@ ENV_DIR = "CULTURESPA_JOB_SERVER_DIR"
 ENV_IDLE = "CULTURESPA_JOB_SERVER_IDLE"
 ENV_CHILD = "CULTURESPA_JOB_SERVER_CHILD"
 DEFAULT_IDLE_S = 120.0
+STALE_S = 24 * 3600.0  # another key's files untouched this long, its lock free: an old server's, removed
 
 # Modules worth importing once; a missing optional one is skipped.
 PRELOAD = (
@@ -317,6 +318,31 @@ def _preload(log, modules) -> None:
         print(f"preload {name}: {time.perf_counter() - started:.2f} s", file=log)
 
 
+def sweep(folder: Path, keep: str, stale_s: float = STALE_S) -> list[str]:
+    """Remove the socket, log and lock of every other key (each package or environment change makes a
+    new one) whose files are all older than ``stale_s`` and whose lock no server holds; returns the
+    keys removed. A server killed with SIGKILL leaves its socket behind; clients then start a new one."""
+    removed, now = [], time.time()
+    for lock_path in folder.glob("*.lock"):
+        key = lock_path.stem
+        files = [folder / f"{key}{ext}" for ext in (".sock", ".log", ".lock")]
+        try:
+            newest = max(f.lstat().st_mtime for f in files if f.exists())
+        except ValueError:  # gone meanwhile
+            continue
+        if key == keep or now - newest < stale_s:
+            continue
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a server of that key is running
+            for f in files:
+                f.unlink(missing_ok=True)
+        removed.append(key)
+    return removed
+
+
 def serve(path: Path, idle_s: float | None = None, preload=PRELOAD) -> None:
     """Import ``preload``, then fork one process per connection until idle for ``idle_s`` seconds."""
     idle_s = float(os.environ.get(ENV_IDLE, DEFAULT_IDLE_S)) if idle_s is None else idle_s
@@ -327,6 +353,9 @@ def serve(path: Path, idle_s: float | None = None, preload=PRELOAD) -> None:
         return  # another server for this key is starting or running
     log = sys.stderr
     print(f"{time.strftime('%F %T')} job server {os.getpid()} for {path}: preloading", file=log, flush=True)
+    old = sweep(path.parent, path.stem)
+    if old:
+        print(f"removed the files of {len(old)} old job servers (untouched for a day)", file=log, flush=True)
     _preload(log, preload)
     try:
         path.unlink()

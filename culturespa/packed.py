@@ -92,7 +92,6 @@ class PackedDecoder:
         gating product and the residual adds run as post-ops of the matmuls (no extra passes
         over the activations). Falls back to F.linear if the private ops are missing or disagree."""
         import torch
-        import torch.nn.functional as F
 
         if self.dtype != torch.bfloat16 or self.final_norm_w.device.type != "cpu":
             return False
@@ -325,8 +324,6 @@ class PackedDecoder:
     def _attention_fused(self, L: dict, st: dict, prefix):
         """What ``_attention_eager`` computes, with compiled kernels between the matrix
         multiplies (padded part with a prefix only)."""
-        import torch
-
         part, fused = st["part"], st["fused"]
         G, R = self.n_kv, self.n_heads // self.n_kv
         qkv = self.linear(fused.norm(st["x"], L["eps_in"]), L["qkv"], L["qkv_b"])

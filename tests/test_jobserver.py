@@ -185,3 +185,23 @@ def test_a_job_killed_in_the_server_fails_and_is_not_run_again(tmp_path, server)
     """)
     assert done.returncode == 1 and "ended without an exit status" in done.stderr
     assert (tmp_path / "runs").read_text() == "run\n"
+
+
+def test_old_servers_files_are_swept_unless_their_lock_is_held(tmp_path):
+    import fcntl
+
+    def make(key, age_s):
+        for ext in (".sock", ".log", ".lock"):
+            f = tmp_path / f"{key}{ext}"
+            f.write_text("")
+            os.utime(f, (time.time() - age_s, time.time() - age_s))
+
+    make("old", 2 * jobserver.STALE_S)
+    make("oldheld", 2 * jobserver.STALE_S)
+    make("recent", 60)
+    make("mine", 2 * jobserver.STALE_S)
+    with open(tmp_path / "oldheld.lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a server of that key still runs
+        assert jobserver.sweep(tmp_path, keep="mine") == ["old"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(f"{k}{e}" for k in ("oldheld", "recent", "mine") for e in (".sock", ".log", ".lock"))
