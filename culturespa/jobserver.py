@@ -332,7 +332,11 @@ def sweep(folder: Path, keep: str, stale_s: float = STALE_S) -> list[str]:
             continue
         if key == keep or now - newest < stale_s:
             continue
-        with open(lock_path, "a") as lock:
+        try:
+            lock = open(lock_path)  # flock needs no write access
+        except FileNotFoundError:
+            continue
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
