@@ -311,7 +311,7 @@ def bench_generate(model, tok, prompts, batch_size, device, seed: int, max_new_t
     engine = Engine(model, tok, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, name="random-llama3-8b-shape")
     engine.generate_texts(prompts[:2], max_new_tokens=2, seed=seed)
-    plan = engine.prepare(prompts, mode="generate")
+    plan = engine.prepare(prompts)
     size = plan.batch_size
     counter = TokenCounter(model, tok.pad_token_id)
     reset_peak(device)

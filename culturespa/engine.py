@@ -293,10 +293,9 @@ class Engine:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prepare(self, prompts: Sequence[Prompt], mode: str = "logprob") -> _Job:
+    def prepare(self, prompts: Sequence[Prompt]) -> _Job:
         """Tokenise, find the token prefix shared by all prompts and fix the batch plan (sorted by
-        length, longest first, cut by ``plan_batches``: the fewest batches when generating or on
-        a GPU)."""
+        length, longest first, cut by ``plan_batches``: the fewest batches on a GPU)."""
         prompts = list(prompts)
         keys = [p.key for p in prompts]
         if len(set(keys)) != len(keys):
@@ -315,7 +314,7 @@ class Engine:
         order = list(range(len(prompts)))
         if self.sort_by_length:
             order.sort(key=lambda i: (-len(ids[i]), i))
-            fewest = mode == "generate" or self.device.type != "cpu"
+            fewest = self.device.type != "cpu"
             batches = plan_batches([len(ids[i]) - prefix_len for i in order], size, fewest=fewest)
             batches = [[order[k] for k in b] for b in batches]
         else:
@@ -636,7 +635,7 @@ class Engine:
         top_k: int | None = None,
     ) -> list[str]:
         """Sampled replies, in input order (batch b seeded from (seed, b))."""
-        job = self.prepare(prompts, mode="generate")
+        job = self.prepare(prompts)
         out: list = [None] * len(job.prompts)
         for b, batch in enumerate(job.batches):
             texts = self._generate_ids(job, batch, derive_seed(seed, b), temperature, top_p, top_k, max_new_tokens)
@@ -679,7 +678,7 @@ class Engine:
         self, prompts: Sequence[Prompt], mode: str = "logprob", seed: int = 0, max_answer: int = PAPER_MAX_ANSWER
     ) -> list[dict]:
         """One record per prompt, in input order (no file, no resume)."""
-        job = self.prepare(prompts, mode)
+        job = self.prepare(prompts)
         out: list = [None] * len(job.prompts)
         for b, batch in enumerate(job.batches):
             for i, rec in zip(batch, self.answer_batch(job, b, mode, seed, max_answer)):
@@ -814,7 +813,7 @@ def answer_journaled(
     if mode not in MODES:
         raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
     out_path = Path(out_path)
-    job = engine.prepare(prompts, mode)
+    job = engine.prepare(prompts)
     journal = Journal(out_path, _fingerprint(engine, job, mode, seed, max_answer), {"n_prompts": len(job.prompts)})
     done = {int(e["batch"]): e["records"] for e in journal.entries}
     if done:
@@ -927,11 +926,10 @@ def plan_batches(lengths: Sequence[int], batch_size: int, fewest: bool = False) 
     one average prompt's tokens for running a batch at all; the plan minimises the sum (dynamic
     programming). Against plain chunks of ``batch_size``: the first 64 WVS items pad 4.6 % instead
     of 10.9 % (P1) and 3.6 % instead of 7.7 % (P3), for one batch more; the 259 items of a full
-    job pad as little either way (1.2-1.7 %). That price of a batch holds for a CPU answering
-    log-probabilities. ``fewest``: the fewest batches that ``batch_size`` allows, least padding
-    among those; for generating (each batch runs ``max_new_tokens`` decoding steps whatever its
-    size) and for a GPU (a forward pass has a fixed launch cost worth thousands of tokens: the
-    cheap-batch plan cut 256 prompts into ~16 batches there and ran generate 14x slower)."""
+    job pad as little either way (1.2-1.7 %). That price of a batch holds on a CPU. ``fewest``: the
+    fewest batches that ``batch_size`` allows, least padding among those, for a GPU: there a forward
+    pass has a fixed launch cost worth thousands of tokens, and generating pays it at every step (on
+    an H200 the cheap-batch plan cut 256 prompts into ~16 batches and generated 9x slower)."""
     n = len(lengths)
     per_batch = sum(lengths) / n if n else 0.0
     if fewest:  # a batch more costs more than any padding it could save

@@ -93,9 +93,9 @@ def test_batch_plan_keeps_order_and_size_and_cuts_padding():
     assert plan_batches([], 8) == []
 
 
-def test_fewest_batch_plan_for_generate_and_gpu():
-    """Generating (or any forward on a GPU) pays per batch far more than padding costs: the plan
-    takes the fewest batches the size allows, and the least padding among those."""
+def test_fewest_batch_plan_for_a_gpu():
+    """On a GPU a batch costs far more than padding (a forward's fixed launch cost, paid again at every
+    generated token): the plan takes the fewest batches the size allows, and the least padding among those."""
     lengths = [142, 120, 104, 96, 90, 85, 80, 75, 70, 66, 64, 62, 61] + [60] * 51
     cheap = plan_batches(lengths, 16)
     fewest = plan_batches(lengths, 16, fewest=True)
@@ -128,12 +128,16 @@ def engine(loaded):
     return Engine(model, tok, batch_size=3, max_new_tokens=6, name="smollm2")
 
 
-def test_engine_plans_fewest_batches_when_generating(loaded):
+def test_engine_plans_fewest_batches_on_a_gpu(loaded, monkeypatch):
+    import torch
+
     model, tok = loaded
-    prompts = [Prompt(f"q{i}", "sys", "word " * (3 + (i * 7) % 40), [1, 2]) for i in range(40)]
+    # one long prompt and 15 short ones, 8 per batch
+    prompts = [Prompt(f"q{i}", "sys", "word " * (300 if i == 0 else 5), [1, 2]) for i in range(16)]
     engine = Engine(model, tok, batch_size=8)
-    assert len(engine.prepare(prompts, "generate").batches) == 5
-    assert len(engine.prepare(prompts, "logprob").batches) >= 5
+    assert sorted(len(b) for b in engine.prepare(prompts).batches) == [1, 7, 8]  # CPU: the long one alone
+    monkeypatch.setattr(Engine, "device", property(lambda self: torch.device("cuda")))
+    assert [len(b) for b in engine.prepare(prompts).batches] == [8, 8]
 
 
 def brute_force_label_probability(model, tok, digit_mask, prompt: Prompt, label: str, boundary: bool) -> float:
