@@ -30,7 +30,8 @@ tokens by default) and parses it with ``parsing.parse_paper``; an unparsable rep
 
 Speed: prompts are sorted by token length and cut into batches of at most ``batch_size`` (a
 number, or "auto": on a GPU as many rows as its free memory holds for the job's longest prompt, see
-``auto_batch_size``; 16 on CPU) that keep padding low (``plan_batches``), the token prefix
+``auto_batch_size``; 16 on CPU) that keep padding low (``plan_batches``; on a GPU the fewest
+batches, since each forward pass there has a fixed launch cost), the token prefix
 shared by every prompt of a job (chat-template start and system prompt) is run once and its
 KV cache reused by every batch, and only the logits of the answer positions are computed.
 The final norm and output layer run in float32 on the rows that are read, whatever the model's
