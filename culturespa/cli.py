@@ -263,21 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = _parser().parse_args(argv[:cut]), argv[cut + 1:]
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s: %(message)s")
-    if args.command == "run-time":
+    if args.command in ("snapshot", "render-snapshot", "run-time"):
         from . import runtime, snapshot
 
-        folder = Path(args.benchmarks)
-        folder = folder / snapshot.BENCHMARKS if (folder / snapshot.PROVENANCE).is_file() else folder
         try:
-            print(runtime.markdown(runtime.step_table(runtime.job_times(folder))), end="")
-        except CultureSPAError as e:
-            print(f"culturespa error: {e}", file=sys.stderr)
-            return 1
-        return 0
-    if args.command in ("snapshot", "render-snapshot"):
-        from . import snapshot
-
-        try:
+            if args.command == "run-time":
+                folder = Path(args.benchmarks)
+                folder = folder / snapshot.BENCHMARKS if (folder / snapshot.PROVENANCE).is_file() else folder
+                print(runtime.markdown(runtime.step_table(runtime.job_times(folder))), end="")
+                return 0
             if args.command == "snapshot":
                 record = snapshot.take(args.directory, args.model, args.dest, args.configfile, args.note)
                 print(f"{args.dest}: {len(record['files'])} files, {record['benchmarks']} benchmark TSVs, "

@@ -5,8 +5,9 @@ and their restoration into ``results/`` so that every figure and table renders w
 (alignment, matrices, per-topic scores, pair statistics, MMLU, question-filter counts and pool,
 adapter summary, loss curves and training statistics) and the per-job benchmark TSVs of
 ``results/benchmarks/{model}/``, with the configuration files that made them and the commit they ran
-at (``PROVENANCE``), and the wall time of each step (``RUN_TIME``). ``restore`` copies them back into a working directory's ``results/`` (after which
-``snakemake paper --allowed-rules ...`` renders from them: ``RENDER_RULES``).
+at (``PROVENANCE``), and the wall time of each step (``RUN_TIME``). ``restore`` copies them back into
+a working directory's ``results/`` (after which ``snakemake paper --allowed-rules ...`` renders from
+them: ``RENDER_RULES``).
 """
 
 from __future__ import annotations
@@ -69,12 +70,12 @@ def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterab
         for source, target in copies:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+        if benches:  # the wall time of each step, for the README (python -m culturespa run-time)
+            runtime.step_table(runtime.job_times(tmp / BENCHMARKS)).to_csv(tmp / RUN_TIME, index=False)
         provenance = {"model": model, "commit": _commit(Path(__file__).resolve().parent.parent),
                       "configs": [Path(cfg).name for cfg in config_files],
                       "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
                       "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "note": note}
-        if benches:  # the wall time of each step, for the README (python -m culturespa run-time)
-            runtime.step_table(runtime.job_times(bench_src)).to_csv(tmp / RUN_TIME, index=False)
         write_json(tmp / PROVENANCE, provenance)
     return provenance
 
