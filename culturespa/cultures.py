@@ -66,3 +66,12 @@ def select(catalogue: Mapping[str, Culture], codes: Iterable[str], key: str = "c
             )
         chosen.append(catalogue[code])
     return chosen
+
+
+def continents_of(codes: Iterable[str], catalogue: Mapping[str, Culture]) -> dict[str, list[str]]:
+    """Continent -> the codes of ``codes`` on it (continents in order of first appearance, codes in
+    the order given): the groups the per-continent averages are taken over."""
+    out: dict[str, list[str]] = {}
+    for code in codes:
+        out.setdefault(catalogue[code].continent, []).append(code)
+    return out

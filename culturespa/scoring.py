@@ -606,7 +606,8 @@ def comparison_rows(table: pd.DataFrame, boots: dict[str, dict[str, np.ndarray]]
     suggest. ``boots``: variant -> the ``summarise_runs`` samples; ``pairs``: ``design.comparisons``."""
     from .design import delta_metric
 
-    values = table[table.metric == PAPER_SCORE].set_index(["variant", "method", "order", "country"])
+    # sorted: lookups by a partial key stay fast (countries, then continents, arrive unsorted)
+    values = table[table.metric == PAPER_SCORE].set_index(["variant", "method", "order", "country"]).sort_index()
     rows = []
     for (variant, method), (base_variant, base_method) in pairs:
         if variant not in boots or base_variant not in boots:
@@ -633,13 +634,56 @@ def comparison_rows(table: pd.DataFrame, boots: dict[str, dict[str, np.ndarray]]
     return pd.DataFrame(rows, columns=list(table.columns))
 
 
+def continent_rows(table: pd.DataFrame, boots: dict[str, dict[str, np.ndarray]], continents: Mapping[str, Sequence[str]],
+                   ci_level: float = 0.95) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """Per continent (``continents``: name -> country codes), the paper score averaged over its
+    countries with a score, as AVG is over all of them: one row per (variant, method, order) in
+    ``table`` (the ``summarise_runs`` rows of every variant), its CI from the mean of those
+    countries' run-averaged bootstrap samples (the same resampled questions for every country).
+    Also returns those samples by variant and ``boot_key``, so that ``comparison_rows`` pairs
+    continents as it pairs countries. ``run_sd`` is not defined for these rows (NaN)."""
+    for name in continents:
+        if name == AVG or name in set(table["country"]):
+            raise ValueError(f"continent {name!r} is also a country or {AVG} in the alignment table")
+    paper = table[table.metric == PAPER_SCORE].set_index(["variant", "method", "order", "country"])
+    rows, out_boots = [], {}
+    for (variant, method, order), group in paper.groupby(level=[0, 1, 2], sort=False):
+        group = group.droplevel([0, 1, 2])
+        variant_boots = boots.get(variant, {})
+        for name, codes in continents.items():
+            here = group.loc[[c for c in codes if c in group.index]]
+            if here.empty:
+                continue
+            scored = here[np.isfinite(here["value"].to_numpy(float))]
+            samples = [variant_boots.get(boot_key(method, order, c)) for c in scored.index]
+            value, lo, hi = float("nan"), float("nan"), float("nan")
+            if not scored.empty:
+                value = float(scored["value"].mean())
+                if all(b is not None for b in samples):
+                    with warnings.catch_warnings():  # a resample where every country is NaN stays NaN
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        boot = np.nanmean(np.vstack(samples).astype(float), axis=0)
+                    lo, hi = metrics.percentile_ci(boot, ci_level)
+                    out_boots.setdefault(variant, {})[boot_key(method, order, name)] = boot.astype(np.float32)
+            reasons = {r for r in here["reason"] if isinstance(r, str) and r}
+            reason = "" if np.isfinite(value) else (reasons.pop() if len(reasons) == 1 else
+                                                    f"no country of {name} ({', '.join(here.index)}) has a score")
+            rows.append(dict(model=here["model"].iloc[0], variant=variant, method=method, order=order, country=name,
+                             metric=PAPER_SCORE, value=value, ci_low=lo, ci_high=hi,
+                             n_valid=int(here["n_valid"].sum()), n_invalid=int(here["n_invalid"].sum()),
+                             n_runs=int(here["n_runs"].max()), run_sd=float("nan"), reason=reason))
+    return pd.DataFrame(rows, columns=list(table.columns)), out_boots
+
+
 def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence[str], topic_paths: Sequence[str],
                               table_out: str, matrices_out: str, topics_out: str,
-                              boot_paths: Mapping[str, str] | None = None, ci_level: float = 0.95) -> None:
+                              boot_paths: Mapping[str, str] | None = None, ci_level: float = 0.95,
+                              continents: Mapping[str, Sequence[str]] | None = None) -> None:
     """All variants of a model in one table each: the alignment rows (already the mean over runs,
-    ``summarise_runs``) with the paired comparisons between variants (``comparison_rows``, from
-    ``boot_paths``: variant -> its bootstrap samples), the country matrices and the per-topic
-    scores averaged over runs."""
+    ``summarise_runs``), per continent (``continent_rows``; ``continents``: name -> country codes)
+    and the paired comparisons between variants (``comparison_rows``, from ``boot_paths``:
+    variant -> its bootstrap samples), the country matrices and the per-topic scores averaged
+    over runs."""
     import logging
 
     from .design import comparisons
@@ -653,6 +697,11 @@ def aggregate_alignment_files(table_paths: Sequence[str], matrix_paths: Sequence
         for variant, path in boot_paths.items():
             with np.load(path) as data:
                 boots[variant] = {k: data[k] for k in data.files}
+        if continents:
+            by_continent, continent_boots = continent_rows(table, boots, continents, ci_level)
+            table = pd.concat([table, by_continent], ignore_index=True)
+            for variant, samples in continent_boots.items():
+                boots.setdefault(variant, {}).update(samples)
         present = {(v, m) for v, m in zip(table["variant"], table["method"])}
         table = pd.concat([table, comparison_rows(table, boots, comparisons(present), ci_level)], ignore_index=True)
     write_csv(table_out, table)

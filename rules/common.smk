@@ -9,7 +9,7 @@ sys.path.insert(0, workflow.basedir)
 
 from culturespa.answering import output_keys
 from culturespa.config import check_config, countries as configured_countries
-from culturespa.cultures import catalogue_from_config
+from culturespa.cultures import catalogue_from_config, continents_of
 from culturespa.fetch import MMLU_CHECKSUM_FILE, read_checksums
 from culturespa.methods import NO_PERSONA, PERSONA_FREE, p2_candidates, uses_neighbours
 from culturespa.models import ModelSpec

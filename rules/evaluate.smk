@@ -83,5 +83,6 @@ rule aggregate_alignment:
     params:
         variants=VARIANTS,
         ci_level=config["scoring"]["ci_level"],
+        continents=continents_of(COUNTRIES, CATALOGUE),
     script:
         "../scripts/aggregate_alignment.py"

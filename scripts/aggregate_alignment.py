@@ -1,4 +1,4 @@
-"""All variants of a model in one table: the mean over evaluation runs and their spread."""
+"""All variants of a model in one table: the mean over evaluation runs and their spread, per country and continent."""
 
 from culturespa.logs import run_logged
 from culturespa.scoring import aggregate_alignment_files
@@ -14,5 +14,6 @@ run_logged(
         snakemake.output.topics,
         boot_paths=dict(zip(snakemake.params.variants, snakemake.input.boots)),
         ci_level=snakemake.params.ci_level,
+        continents=snakemake.params.continents,
     ),
 )

@@ -11,7 +11,7 @@ import pytest
 from culturespa import design
 from culturespa.design import AVG, BASE, CULTURESPA, P1, SPECIFIC
 from culturespa.robustness import score_with_orders
-from culturespa.scoring import PAPER_SCORE, ScoringSettings, comparison_rows, summarise_runs
+from culturespa.scoring import PAPER_SCORE, ScoringSettings, comparison_rows, continent_rows, summarise_runs
 from culturespa.survey import Survey
 
 COUNTRIES = ["USA", "NGA", "CHN"]
@@ -87,6 +87,34 @@ def test_paired_ci_of_a_difference(small):
     same = comparison_rows(pd.concat([base.assign(variant=BASE), base.assign(variant=SPECIFIC)]),
                            {BASE: base_boot, SPECIFIC: base_boot}, [((SPECIFIC, P1), (BASE, P1))])
     assert (same.value == 0).all() and (same.ci_low == 0).all() and (same.ci_high == 0).all()
+
+
+def test_a_continent_averages_its_countries_and_pairs_like_a_country(small):
+    rng = np.random.default_rng(5)
+    common = rng.integers(-1, 2, size=len(small.items))
+    fixed = common.copy()
+    fixed[np.flatnonzero(common)[:8]] = 0
+    base, base_boot = scored(small, answers(small, 0, noise={0: common}))
+    tuned, tuned_boot = scored(small, answers(small, 0, noise={0: fixed}))
+    table = pd.concat([base.assign(variant=BASE), tuned.assign(variant=CULTURESPA)], ignore_index=True)
+    boots = {BASE: base_boot, CULTURESPA: tuned_boot}
+    rows, samples = continent_rows(table, boots, {"America": ["USA"], "Africa and Asia": ["NGA", "CHN"]})
+    pick = lambda t, v, c: t[(t.variant == v) & (t.metric == PAPER_SCORE) & (t.country == c)].iloc[0]  # noqa: E731
+    two = pick(rows, BASE, "Africa and Asia")
+    nga, chn = pick(table, BASE, "NGA"), pick(table, BASE, "CHN")
+    assert two.value == pytest.approx((nga.value + chn.value) / 2) and two.n_valid == nga.n_valid + chn.n_valid
+    assert two.ci_low < two.value < two.ci_high
+    one, usa = pick(rows, BASE, "America"), pick(table, BASE, "USA")  # one country: its own score and CI
+    assert (one.value, one.ci_low, one.ci_high) == pytest.approx((usa.value, usa.ci_low, usa.ci_high), abs=1e-3)
+    # the comparisons read the continents' samples as they read the countries'
+    for variant, extra in samples.items():
+        boots[variant].update(extra)
+    delta = comparison_rows(pd.concat([table, rows], ignore_index=True), boots, [((CULTURESPA, P1), (BASE, P1))])
+    d = delta[delta.country == "Africa and Asia"].iloc[0]
+    assert d.value == pytest.approx(pick(rows, CULTURESPA, "Africa and Asia").value - two.value) and d.value > 0
+    assert d.ci_low <= d.value <= d.ci_high and d.ci_high - d.ci_low < two.ci_high - two.ci_low
+    with pytest.raises(ValueError, match="also a country"):
+        continent_rows(table, boots, {"USA": ["USA"]})
 
 
 def test_the_paper_comparisons_among_present_cells():

@@ -22,6 +22,7 @@ from culturespa.tables.alignment import TOPIC_ROWS
 
 MODEL = "TinyModel"
 COUNTRIES = ["USA", "CHN"]
+CONTINENTS = {"USA": "America", "CHN": "Asia"}  # config.yaml's catalogue
 ALIGNMENT_COLUMNS = ["model", "variant", "method", "country", "metric", "value", "ci_low", "ci_high", "n_valid",
                      "n_invalid", "n_runs", "run_sd"]
 BASE_METHODS = [CULTURE_UNAWARE, P1, P3]
@@ -48,6 +49,8 @@ def alignment_rows():
             value = 40.0 + k + j
             values.append(value)
             rows.append(_score(variant, method, country, value))
+            # its continent (one country each here), as the aggregation adds it
+            rows.append(_score(variant, method, CONTINENTS[country], value))
         rows.append(_score(variant, method, AVG, sum(values) / len(values)))
         # another metric that the tables must not mix in
         rows.append({**_score(variant, method, AVG, 0.5), "metric": "js_similarity"})
@@ -201,12 +204,19 @@ EXPECTED_FIRST_COLUMN = {
     "example_questions": [design_topic(t) for t in range(13)],
     "alignment_by_topic": [f"{t}: {design_topic(t)}" for t in range(13)],
     "general_ability": ["STEM", "Social Sciences", "overall"],
+    "alignment_by_continent": [*[design.row_label(BASE, m) for v, m in design.MAIN_ROWS if v == BASE],
+                               *[f"{label} + P1" for label in design.TRAINING_VARIANTS],
+                               "RDS (joint) + P1", "CDS (joint) + P1",
+                               *[f"Δ {label} − base P1" for label in design.TRAINING_VARIANTS],
+                               "Δ Culture-joint − culture-specific", "Δ Culture-joint − CCT", "Δ CRQPC − RDS",
+                               "Δ CRQPC − CDS"],
 }
 EXPECTED_HEADER = {
     "main_results": ["Method", *COUNTRIES, AVG, "Order-robust AVG"],  # config.yaml: two option orders
     "combined_prompting": ["Method", *COUNTRIES, AVG],
     "joint_specific_cct": ["Model", *COUNTRIES, AVG],
     "sampling_strategies": ["Training data", *COUNTRIES, AVG],
+    "alignment_by_continent": ["Model", "America", "Asia", AVG],
     "data_quantity": ["Training data (%)", "Training pairs", f"{AVG} score (P1)", f"Δ {AVG} vs base P1"],
     "alignment_by_topic": ["Topic", *[design.row_label(v, m) for v, m in TOPIC_ROWS]],
     "hyperparameters": ["Group", "Setting", "Value"],
@@ -292,6 +302,19 @@ def test_all_invalid_cell_is_missing_with_counts(root, config, tmp_path):
     assert math.isnan(change.loc[country, "value"]) and change.loc[country, "status"] == "missing"
     assert change.loc["USA", "value"] == pytest.approx(45.0 - 41.0)  # CultureSPA minus base P1
     assert change.loc["USA", "ci_low"] < change.loc["USA", "value"] < change.loc["USA", "ci_high"]
+
+
+def test_continent_columns_average_their_countries(root, config, tmp_path):
+    table, csv, md, _ = render("alignment_by_continent", root, config, tmp_path)
+    header, rows = parse_markdown(md)
+    p1 = next(r for r in rows if r[0] == design.row_label(BASE, P1))
+    assert p1[header.index("America")] == "41.00 [36.00, 46.00]"  # USA's score: its only country
+    joint = next(r for r in rows if r[0] == "Culture-joint + P1")
+    assert joint[header.index("Asia")] == "—"  # CHN's answers were all invalid
+    delta = next(r for r in rows if r[0] == "Δ Culture-joint − base P1")
+    assert delta[header.index("America")].startswith("+4.00")
+    assert "Continents: the mean over the continent's countries" in md and "America: USA; Asia: CHN" in md
+    assert "not run: specific-crqpc-culture_aware-100 is not in sft.variants" in notes_of(md)
 
 
 def test_sampling_change_and_data_quantity_pairs(root, config, tmp_path):
@@ -476,8 +499,13 @@ def test_a_config_change_touches_only_the_tables_that_show_it(paper_config):
         cfg[section][key] = value
         return {name for name in tables.TABLES if settings_for(name, cfg) != before[name]}
 
+    def changed_top(section, value):
+        cfg = copy.deepcopy(paper_config)
+        cfg[section] = value
+        return {name for name in tables.TABLES if settings_for(name, cfg) != before[name]}
+
     scored = {"main_results", "combined_prompting", "joint_specific_cct", "sampling_strategies", "data_quantity",
-              "order_robustness", "order_diagnostics"}
+              "order_robustness", "order_diagnostics", "alignment_by_continent"}
     assert changed("scoring", "n_boot", 17) == scored | {"hyperparameters"}
     assert changed("scoring", "majority_baseline", "CHN") == {"main_results", "order_robustness", "order_diagnostics",
                                                              "hyperparameters"}
@@ -485,6 +513,8 @@ def test_a_config_change_touches_only_the_tables_that_show_it(paper_config):
     assert changed("pairs", "seed", 99) == {"hyperparameters"}
     assert "prompt_templates" not in changed("evaluation", "runs", 3)
     assert changed("questions", "near_duplicate_threshold", 0.5) == {"question_filtering", "hyperparameters"}
+    moved = [{**c, "continent": "Oceania"} if c["code"] == "CHN" else c for c in paper_config["cultures"]]
+    assert changed_top("cultures", moved) == {"alignment_by_continent"}
 
 
 def test_latex_escape():

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from .. import design, io
+from ..cultures import catalogue_from_config, continents_of
 from ..design import AVG, BASE, CULTURESPA, PAPER_SCORE
 from ..methods import CULTURE_UNAWARE, LABELS as METHOD_LABELS, P1
 from ..results import Cell, format_cell
@@ -152,6 +153,50 @@ def sampling_strategies(inputs: Mapping, settings: Mapping) -> Table:
     ]
     return Table(csv_frame(records + rec), display_frame(shown + disp, "Training data"), notes,
                  sections=[1, len(rows)], stack_ci=True)
+
+
+# --- per continent: the main comparisons on each continent's countries -------------------------------
+
+
+def continent_settings(evaluation: Mapping, scoring: Mapping, cultures: Sequence[Mapping],
+                       extra_cultures: Sequence[Mapping], *, variants: Mapping, countries: Sequence[str],
+                       source: str) -> dict:
+    """``score_settings`` and the continents of the run's countries (name -> codes, from the
+    catalogue): the columns of ``by_continent``."""
+    out = score_settings(evaluation, scoring, variants=variants, countries=countries, source=source)
+    catalogue = catalogue_from_config({"cultures": cultures, "extra_cultures": extra_cultures})
+    out["continents"] = continents_of(countries, catalogue)
+    return out
+
+
+def by_continent(inputs: Mapping, settings: Mapping) -> Table:
+    """The prompting methods on the base model and every training variant answering with P1, per
+    continent and on average, with the paired differences the paper's claims rest on."""
+    res = load_results(inputs["alignment"], settings)
+    continents = settings["continents"]
+    columns = [*continents, AVG]
+    controls = {name: v for name, v in design.SAMPLING.items() if v != CULTURESPA}
+    rows = [(design.row_label(v, m), v, m) for v, m in design.MAIN_ROWS if v == BASE]
+    rows += [(f"{label} + P1", v, P1) for label, v in design.TRAINING_VARIANTS.items()]
+    rows += [(f"{name} (joint) + P1", v, P1) for name, v in controls.items()]
+    deltas = [(f"Δ {label} − base P1", (v, P1), (BASE, P1)) for label, v in design.TRAINING_VARIANTS.items()]
+    deltas += [("Δ Culture-joint − culture-specific", (CULTURESPA, P1), (design.SPECIFIC, P1)),
+               ("Δ Culture-joint − CCT", (CULTURESPA, P1), (design.CCT, P1))]
+    deltas += [(f"Δ CRQPC − {name}", (CULTURESPA, P1), (v, P1)) for name, v in controls.items()]
+    reasons = Reasons()
+    records, shown, _ = score_rows(res, rows, columns, reasons)
+    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
+    groups = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in continents.items())
+    notes = [
+        score_note(settings),
+        f"Continents: the mean over the continent's countries with a score, its CI from the same resampled "
+        f"questions for every country, as {AVG}'s ({groups}).",
+        DELTA_NOTE,
+        *reasons.notes(columns),
+    ]
+    n_base = sum(1 for _, v, _ in rows if v == BASE)
+    return Table(csv_frame(records + rec), display_frame(shown + disp, "Model"), notes,
+                 sections=[n_base, len(rows)], stack_ci=True)
 
 
 # --- 5. data quantity ------------------------------------------------------------------------------

@@ -65,6 +65,17 @@ SPECS = [
         settings=alignment.score_settings,
     ),
     TableSpec(
+        name="alignment_by_continent",
+        caption=(
+            "Culture alignment per continent: the base model with each prompting method, and CultureSPA "
+            "(culture-joint, culture-specific, CCT) and the sampling controls answering with P1, averaged over each "
+            "continent's countries, with the paired differences."
+        ),
+        build=alignment.by_continent,
+        inputs=("alignment",),
+        settings=alignment.continent_settings,
+    ),
+    TableSpec(
         name="data_quantity",
         caption=(
             "Alignment of culture-joint CultureSPA trained on a growing share of the CRQPC pairs (answering with "
