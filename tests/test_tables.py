@@ -315,6 +315,14 @@ def test_continent_columns_average_their_countries(root, config, tmp_path):
     assert delta[header.index("America")].startswith("+4.00")
     assert "Continents: the mean over the continent's countries" in md and "America: USA; Asia: CHN" in md
     assert "not run: specific-crqpc-culture_aware-100 is not in sft.variants" in notes_of(md)
+    # an alignment table aggregated before the continent rows: one note says so, not one per cell
+    table = pd.read_csv(root / "alignment.csv")
+    table[~table.country.isin(CONTINENTS.values())].to_csv(root / "alignment.csv", index=False)
+    _, csv, md, _ = render("alignment_by_continent", root, config, tmp_path)
+    notes = notes_of(md)
+    assert "— America, Asia (every row): no per-continent rows in alignment.csv" in notes
+    assert not re.search(r"no result row for [^/]+/[^/]+/(America|Asia)/", notes)
+    assert csv[csv.country == AVG].status.eq("ok").any()
 
 
 def test_sampling_change_and_data_quantity_pairs(root, config, tmp_path):

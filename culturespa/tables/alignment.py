@@ -187,11 +187,20 @@ def by_continent(inputs: Mapping, settings: Mapping) -> Table:
     records, shown, _ = score_rows(res, rows, columns, reasons)
     rec, disp, _ = delta_rows(res, deltas, columns, reasons)
     groups = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in continents.items())
+    # a table aggregated before the continent rows existed: one note, not one per cell
+    absent = [c for c in continents if c not in set(res.table["country"])]
+    unaggregated = []
+    if absent:
+        reasons.found = {k: v for k, v in reasons.found.items()
+                         if not (k[1].startswith("no result row") and set(v) <= set(absent))}
+        unaggregated = [f"{MISSING} {', '.join(absent)} (every row): no per-continent rows in alignment.csv (it was "
+                        "aggregated before they were added; `--forcerun aggregate_alignment` adds them)."]
     notes = [
         score_note(settings),
         f"Continents: the mean over the continent's countries with a score, its CI from the same resampled "
         f"questions for every country, as {AVG}'s ({groups}).",
         DELTA_NOTE,
+        *unaggregated,
         *reasons.notes(columns),
     ]
     n_base = sum(1 for _, v, _ in rows if v == BASE)
