@@ -62,7 +62,7 @@ replication-snapshot: venv
 # every figure and table of the paper from the committed snapshot: no model, no GPU
 replication-figures: venv
 	$(BIN)/python -m culturespa render-snapshot $(REPLICATION) --cores $(CORES) -- $(MIRROR_ARG)
-	@echo "Figures and tables: $(abspath results/SmolLM2-135M-Instruct)"
+	@echo "Figures and tables: $(abspath results/SmolLM2-135M-Instruct); report: $(abspath results/report.html)"
 
 clean:
 	rm -rf results logs checkpoints .snakemake

@@ -246,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     take.add_argument("--directory", "-d", default=".", help="the run's working directory")
     take.add_argument("--configfile", nargs="*", default=[], help="the config files the run used (copied along)")
     take.add_argument("--note", default="", help="a line for the provenance record (scale, machine)")
-    draw = sub.add_parser("render-snapshot", help="every figure and table of the paper from a snapshot, no model")
+    draw = sub.add_parser("render-snapshot", help="every figure and table of the paper from a snapshot, no model, and their HTML report")
     draw.add_argument("snapshot", help="a snapshot folder (python -m culturespa snapshot)")
     draw.add_argument("--directory", "-d", default=".", help="where results/ is written")
     draw.add_argument("--cores", type=int, default=2)

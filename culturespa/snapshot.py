@@ -121,11 +121,15 @@ def render_rules(repo: str | Path) -> list[str]:
     return sorted(names)
 
 
+REPORT = "results/report.html"  # under the working directory: the Snakemake report of the rendered outputs
+
+
 def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: Iterable[str] = ()) -> int:
     """Restore the snapshot ``src`` into ``workdir`` and render every figure and table of the paper
     from it with Snakemake (``paper``), no model job allowed, under the configuration the snapshot
-    records (config.yaml and the snapshot's own config files); ``extra``: more Snakemake arguments
-    (e.g. ``--config data_mirror=...``, which must come last). Returns Snakemake's exit status."""
+    records (config.yaml and the snapshot's own config files), then the Snakemake HTML report of
+    them (``REPORT``); ``extra``: more Snakemake arguments (e.g. ``--config data_mirror=...``,
+    which must come last). Returns Snakemake's exit status."""
     import sys
 
     src, workdir = Path(src).resolve(), Path(workdir)
@@ -134,8 +138,11 @@ def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: It
     restore(src, workdir)
     configs = [str(repo / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
     cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(repo / "Snakefile"), "-d", str(workdir),
-           "--cores", str(cores), "--allowed-rules", *render_rules(repo), "--configfile", *configs, *extra]
-    return subprocess.run(cmd).returncode
+           "--cores", str(cores), "--allowed-rules", *render_rules(repo), "--configfile", *configs]
+    status = subprocess.run([*cmd, *extra]).returncode
+    if status == 0:
+        status = subprocess.run([*cmd, "--report", str(workdir.resolve() / REPORT), *extra]).returncode
+    return status
 
 
 def _commit(repo: Path) -> str | None:

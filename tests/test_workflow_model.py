@@ -187,6 +187,8 @@ def test_a_snapshot_renders_every_figure_and_table_without_a_model(tiny_run, dat
         assert (root / "figures" / f"{name}.png").stat().st_size > 5_000, name
     for name in TABLES:
         assert (root / "tables" / f"{name}.md").read_text() == (tiny_run / "tables" / f"{name}.md").read_text(), name
+    report = (fresh / "results" / "report.html").read_text(errors="replace")  # and the HTML report of them
+    assert "figure1_alignment" in report and "alignment_by_continent" in report
 
 
 # --- an incremental DAG: only new work is planned ------------------------------------------------
