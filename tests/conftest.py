@@ -100,9 +100,11 @@ def with_deltas(table, half_width: float = 2.0):
     return pd.concat([table, extra], ignore_index=True)
 
 
-# The longest test files first: `make test` hands whole files to two pytest-xdist workers in
-# collection order (--dist loadfile), so the two long end-to-end runs start at once, not last.
-LONGEST_FIRST = ("test_workflow_model.py", "test_faults.py")
+# The longest test files first, longest to shortest: `make test` hands whole files to two
+# pytest-xdist workers in collection order (--dist loadfile), so the two long end-to-end runs start at
+# once and the other Snakemake-running files do not start last (longest-processing-time-first).
+LONGEST_FIRST = ("test_workflow_model.py", "test_faults.py", "test_finetune.py", "test_slurm.py",
+                 "test_workflow_released.py", "test_mmlu.py")
 
 
 def pytest_collection_modifyitems(config, items):
