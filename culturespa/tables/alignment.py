@@ -108,6 +108,15 @@ def combined_prompting(inputs: Mapping, settings: Mapping) -> Table:
     return Table(csv_frame(records), display_frame(shown, "Method"), notes, sections=sections, stack_ci=True)
 
 
+# the paired differences the tables share: each training variant against the base model's P1, joint
+# against specific and CCT; CRQPC against its sampling controls
+CONTROLS = {name: v for name, v in design.SAMPLING.items() if v != CULTURESPA}
+TRAINING_DELTAS = [(f"Δ {label} − base P1", (v, P1), (BASE, P1)) for label, v in design.TRAINING_VARIANTS.items()]
+TRAINING_DELTAS += [("Δ Culture-joint − culture-specific", (CULTURESPA, P1), (design.SPECIFIC, P1)),
+                    ("Δ Culture-joint − CCT", (CULTURESPA, P1), (design.CCT, P1))]
+CONTROL_DELTAS = [(f"Δ CRQPC − {name}", (CULTURESPA, P1), (v, P1)) for name, v in CONTROLS.items()]
+
+
 # --- 3. culture-joint vs culture-specific vs CCT ------------------------------------------------------
 
 
@@ -117,10 +126,7 @@ def joint_specific_cct(inputs: Mapping, settings: Mapping) -> Table:
     rows = [("Base model + P1", BASE, P1)] + [(label, v, P1) for label, v in design.TRAINING_VARIANTS.items()]
     reasons = Reasons()
     records, shown, _ = score_rows(res, rows, columns, reasons)
-    deltas = [(f"Δ {label} − base P1", (v, P1), (BASE, P1)) for label, v in design.TRAINING_VARIANTS.items()]
-    deltas += [("Δ Culture-joint − culture-specific", (CULTURESPA, P1), (design.SPECIFIC, P1)),
-               ("Δ Culture-joint − CCT", (CULTURESPA, P1), (design.CCT, P1))]
-    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
+    rec, disp, _ = delta_rows(res, TRAINING_DELTAS, columns, reasons)
     notes = [
         score_note(settings),
         "Culture-joint: one adapter on the pairs of every culture; culture-specific: one adapter per culture on its "
@@ -142,8 +148,7 @@ def sampling_strategies(inputs: Mapping, settings: Mapping) -> Table:
     reasons = Reasons()
     records, shown, _ = score_rows(res, rows, columns, reasons)
     deltas = [(f"Δ {name} − base P1", (v, P1), (BASE, P1)) for name, v in design.SAMPLING.items()]
-    deltas += [(f"Δ CRQPC − {name}", (CULTURESPA, P1), (v, P1)) for name, v in design.SAMPLING.items() if name != "CRQPC"]
-    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
+    rec, disp, _ = delta_rows(res, deltas + CONTROL_DELTAS, columns, reasons)
     notes = [
         score_note(settings),
         "CRQPC: pairs where the culture-aware answer differs from the culture-unaware one; RDS: random culture-aware "
@@ -175,17 +180,12 @@ def by_continent(inputs: Mapping, settings: Mapping) -> Table:
     res = load_results(inputs["alignment"], settings)
     continents = settings["continents"]
     columns = [*continents, AVG]
-    controls = {name: v for name, v in design.SAMPLING.items() if v != CULTURESPA}
     rows = [(design.row_label(v, m), v, m) for v, m in design.MAIN_ROWS if v == BASE]
     rows += [(f"{label} + P1", v, P1) for label, v in design.TRAINING_VARIANTS.items()]
-    rows += [(f"{name} (joint) + P1", v, P1) for name, v in controls.items()]
-    deltas = [(f"Δ {label} − base P1", (v, P1), (BASE, P1)) for label, v in design.TRAINING_VARIANTS.items()]
-    deltas += [("Δ Culture-joint − culture-specific", (CULTURESPA, P1), (design.SPECIFIC, P1)),
-               ("Δ Culture-joint − CCT", (CULTURESPA, P1), (design.CCT, P1))]
-    deltas += [(f"Δ CRQPC − {name}", (CULTURESPA, P1), (v, P1)) for name, v in controls.items()]
+    rows += [(f"{name} (joint) + P1", v, P1) for name, v in CONTROLS.items()]
     reasons = Reasons()
     records, shown, _ = score_rows(res, rows, columns, reasons)
-    rec, disp, _ = delta_rows(res, deltas, columns, reasons)
+    rec, disp, _ = delta_rows(res, TRAINING_DELTAS + CONTROL_DELTAS, columns, reasons)
     groups = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in continents.items())
     # a table aggregated before the continent rows existed: one note, not one per cell
     absent = [c for c in continents if c not in set(res.table["country"])]
