@@ -179,6 +179,25 @@ def test_data_distribution_figure(tmp_path):
     assert (tmp_path / "f.pdf").exists()
 
 
+def test_data_distribution_colours_a_setting_alike_in_both_panels(tmp_path):
+    """Two answer settings, listed P1 first (not alphabetical): each keeps one colour in both panels,
+    and one legend names them."""
+    inputs = {"stats": [], "topic_stats": []}
+    for setting, bump in (("culture_aware", 0), ("cross_culture", 5)):
+        pd.DataFrame({"culture": COUNTRIES, "valid": 52, "same": 40, "diff": [2 + bump, 3 + bump, 1 + bump],
+                      "diff_rate": 0.1}).to_csv(tmp_path / f"{setting}.csv", index=False)
+        pd.DataFrame([dict(set="CRQPC", culture=c, topic=t, topic_name=f"topic {t}", n_pairs=t % 3 + bump)
+                      for c in COUNTRIES for t in range(13)]).to_csv(tmp_path / f"{setting}.topics.csv", index=False)
+        inputs["stats"].append(str(tmp_path / f"{setting}.csv"))
+        inputs["topic_stats"].append(str(tmp_path / f"{setting}.topics.csv"))
+    fig = figures.draw("figure3_data", inputs, {"pair_settings": ["culture_aware", "cross_culture"]})
+    topic_ax, culture_ax = fig.axes[:2]
+    for k in range(2):
+        assert topic_ax.containers[k].patches[0].get_facecolor() == culture_ax.containers[k].patches[0].get_facecolor()
+    assert [p.get_height() for p in culture_ax.containers[0].patches] == [2, 3, 1]  # P1 first: its own counts
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Culture-aware (P1)", "Cross-culture thinking (P2)"]
+
+
 def test_each_rule_names_the_inputs_of_its_spec():
     """rules/figures.smk as Snakemake parses it: one rule per figure, whose named inputs are the
     spec's and whose PNG carries the spec's caption file; a released version only where the spec
