@@ -194,7 +194,9 @@ def test_data_distribution_colours_a_setting_alike_in_both_panels(tmp_path):
     topic_ax, culture_ax = fig.axes[:2]
     for k in range(2):
         assert topic_ax.containers[k].patches[0].get_facecolor() == culture_ax.containers[k].patches[0].get_facecolor()
-    assert [p.get_height() for p in culture_ax.containers[0].patches] == [2, 3, 1]  # P1 first: its own counts
+    # the first colour is P1's in both: its pairs per culture, and per topic (summed over the cultures)
+    assert [p.get_height() for p in culture_ax.containers[0].patches] == [2, 3, 1]
+    assert [p.get_width() for p in topic_ax.containers[0].patches] == [3 * (t % 3) for t in range(13)]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Culture-aware (P1)", "Cross-culture thinking (P2)"]
 
 
