@@ -138,13 +138,14 @@ def distributional(res: Results) -> plt.Figure:
             c = res.cell(v, m, AVG, metric)
             cells[name] = Cell(c.value / scale, c.ci_low / scale, c.ci_high / scale) if c.ok else c
         series[label] = cells
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.0), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})
     grouped_bars(ax1, [r[0] for r in rows], series)
     ax1.set_ylim(0, 1)
     ax1.set_ylabel("Similarity (AVG over countries)", fontsize=8)
     ax1.set_title("(a) Three scores per method")
     plt.setp(ax1.get_xticklabels(), rotation=20, ha="right", fontsize=7)
-    ax1.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3, frameon=False)
+    # legends below the tick and axis labels (closer, they overlap the longest method names)
+    ax1.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.36), ncol=3, frameon=False)
     points = []
     for name, v, m in rows[:-1]:
         for c in res.countries:
@@ -155,8 +156,8 @@ def distributional(res: Results) -> plt.Figure:
         pts = pd.DataFrame(points, columns=["method", "paper", "js"])
         sns.scatterplot(pts, x="paper", y="js", hue="method", style="method", ax=ax2, palette="colorblind", s=20)
         rho = pts[["paper", "js"]].corr(method="spearman").iloc[0, 1] if len(pts) > 2 else float("nan")
-        ax2.set_title(f"(b) Per country and method: Spearman ρ = {rho:.2f}")
-        ax2.legend(fontsize=6, title=None, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+        ax2.set_title(f"(b) Per country and method (Spearman ρ = {rho:.2f})", fontsize=9)
+        ax2.legend(fontsize=6, title=None, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
     else:
         ax2.text(0.5, 0.5, "no per-country scores", ha="center", transform=ax2.transAxes)
         ax2.set_title("(b) Per country and method")
