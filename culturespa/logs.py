@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
+import subprocess
 import sys
+from pathlib import Path
 from typing import Callable
 
 from . import jobserver
@@ -22,6 +25,25 @@ def limit_threads(threads: int) -> None:
     except ImportError:
         return
     torch.set_num_threads(max(1, int(threads)))
+
+
+REPO = Path(__file__).resolve().parent.parent
+# each job's log names the code it ran (a resumable run can span commits): snapshot.take counts them
+CODE_LINE = "code: commit %s"
+CODE_PATTERN = re.compile(r" culturespa: code: commit (\S+)$", flags=re.M)
+
+
+def code_commit(repo: Path = REPO) -> str | None:
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it; None outside a git
+    checkout (an installed package)."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _log_usage() -> None:
@@ -60,6 +82,7 @@ def run_logged(log_path: str, main: Callable[[], None], threads: int | None = No
                 claim_gpu()
             if threads is not None:
                 limit_threads(threads)
+            logging.getLogger("culturespa").info(CODE_LINE, code_commit() or "none (not a git checkout)")
             main()
             _log_usage()
         except CultureSPAError as e:

@@ -21,6 +21,7 @@ from typing import Iterable
 from . import runtime
 from .errors import DataFileError
 from .io import atomic_dir, atomic_path, write_json
+from .logs import CODE_PATTERN, code_commit
 
 # relative to results/{model}/
 SNAPSHOT_FILES = (
@@ -72,7 +73,7 @@ def take(workdir: str | Path, model: str, dest: str | Path, config_files: Iterab
             shutil.copy2(source, target)
         if benches:  # the wall time of each step, for the README (python -m culturespa run-time)
             runtime.step_table(runtime.job_times(tmp / BENCHMARKS)).to_csv(tmp / RUN_TIME, index=False)
-        provenance = {"model": model, "commit": _commit(Path(__file__).resolve().parent.parent),
+        provenance = {"model": model, "commit": code_commit(), "job_commits": job_commits(workdir / "logs" / model),
                       "configs": [Path(cfg).name for cfg in config_files],
                       "files": [str(p.relative_to(src)) for p in files], "benchmarks": len(benches),
                       "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "note": note}
@@ -145,12 +146,12 @@ def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: It
     return status
 
 
-def _commit(repo: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
+def job_commits(logs: Path) -> dict[str, int]:
+    """How many of the run's jobs (their logs under ``logs``) ran at each commit; "not recorded":
+    logs from before jobs named their code. A run resumed across code changes shows several."""
+    counts: dict[str, int] = {}
+    for log in sorted(logs.rglob("*.log")) if logs.is_dir() else []:
+        found = CODE_PATTERN.findall(log.read_text(errors="replace"))
+        key = found[-1] if found else "not recorded"
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REPO
+
 from culturespa import runtime
 from culturespa.cli import main
 from culturespa.errors import DataFileError
@@ -68,3 +70,23 @@ def test_bad_benchmarks_are_errors(tmp_path, capsys):
     assert "not a Snakemake benchmark TSV" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert runtime.step_table(runtime.job_times(tmp_path / "empty")).empty
+
+
+def test_each_job_log_names_its_commit_and_the_snapshot_counts_them(tmp_path):
+    """A resumable run can span code changes: every job's log names the commit it ran at, and a
+    snapshot's provenance counts the jobs per commit (logs from before this line: "not recorded")."""
+    import subprocess
+
+    from culturespa.logs import code_commit, run_logged
+    from culturespa.snapshot import job_commits
+
+    logs = tmp_path / "logs" / "M"
+    (logs / "eval").mkdir(parents=True)
+    run_logged(str(logs / "eval" / "USA.log"), lambda: None)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert code_commit().split("+")[0] == head
+    (logs / "eval" / "CHN.log").write_text(f"2026-11-30 12:00:00,000 INFO culturespa: code: commit {'a' * 40}\n")
+    (logs / "old.log").write_text("2026-11-29 12:00:00,000 INFO culturespa.engine: 10 prompts\n")
+    assert job_commits(logs) == {code_commit(): 1, "a" * 40: 1, "not recorded": 1}
+    assert job_commits(tmp_path / "nowhere") == {}
+    assert code_commit(tmp_path) is None  # not a git checkout

@@ -173,6 +173,7 @@ def test_a_snapshot_renders_every_figure_and_table_without_a_model(tiny_run, dat
     assert taken.returncode == 0, taken.stderr
     provenance = json.loads((snap / "PROVENANCE.json").read_text())
     assert provenance["configs"] == ["tiny.yaml"] and "alignment.csv" in provenance["files"]
+    assert "not recorded" not in provenance["job_commits"] and sum(provenance["job_commits"].values()) >= 20
     assert not list(snap.rglob("*.safetensors")) and not list(snap.rglob("*.jsonl"))[1:]  # no weights, only the pool
     run_time = (snap / "run_time.csv").read_text()  # wall time per step, from the jobs' benchmark TSVs
     assert "5 WVS evaluation" in run_time and "4 fine-tuning (QLoRA)" in run_time and "\ntotal,all," in run_time
