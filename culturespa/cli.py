@@ -276,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record = snapshot.take(args.directory, args.model, args.dest, args.configfile, args.note)
                 print(f"{args.dest}: {len(record['files'])} files, {record['benchmarks']} benchmark TSVs, "
                       f"{record['bytes'] / 1e6:.1f} MB, commit {record['commit']}")
+                jobs = ", ".join(f"{commit[:12]}: {n}" for commit, n in record["job_commits"].items())
+                print(f"jobs per commit: {jobs or 'no job logs found'}")
                 return 0
             return snapshot.render(args.snapshot, args.directory, args.cores, extra)
         except CultureSPAError as e:
