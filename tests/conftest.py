@@ -10,6 +10,13 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# `make test` runs two pytest-xdist workers; torch in each would start a thread per core, and OpenMP
+# threads spinning against another process's are several times slower than one each: every worker
+# (and what it starts) gets its share of the cores unless the environment says otherwise
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 PAPER_COUNTRIES = "USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL".split()
 
 
