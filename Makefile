@@ -9,11 +9,15 @@ MIRROR ?= $(firstword $(wildcard ../shared/culturespa))
 MMLU_MIRROR ?= $(firstword $(wildcard ../shared/benchmarks/mmlu))
 MIRROR_ARGS := $(if $(MIRROR),data_mirror=$(abspath $(MIRROR)),) $(if $(MMLU_MIRROR),mmlu_mirror=$(abspath $(MMLU_MIRROR)),)
 MIRROR_ARG := $(if $(strip $(MIRROR_ARGS)),--config $(MIRROR_ARGS),)
+# Snakemake re-runs its job selection (a stat of every ready job's inputs) once per rate-limit
+# timespan even when no core is free: with its default (100/1s) and ~200 ready jobs that took 40 % of
+# a core of the replication's 2; every 10 s is enough for a local run.
+RATE := --max-jobs-per-timespan 100/10s
 # Targets and --report come first: --config takes every word after it.
-DEMO_OPTS := --cores $(CORES) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
+DEMO_OPTS := --cores $(CORES) $(RATE) --configfile config.yaml config/demo.yaml $(MIRROR_ARG)
 
 REPLICATION := replication/SmolLM2-135M-Instruct
-REPLICATION_OPTS := --cores $(CORES) --configfile config.yaml config/replication.yaml $(MIRROR_ARG)
+REPLICATION_OPTS := --cores $(CORES) $(RATE) --configfile config.yaml config/replication.yaml $(MIRROR_ARG)
 
 .PHONY: venv demo test lint bench bench-gpu replication replication-snapshot replication-figures clean
 
