@@ -642,8 +642,9 @@ def continent_rows(table: pd.DataFrame, boots: dict[str, dict[str, np.ndarray]],
     countries' run-averaged bootstrap samples (the same resampled questions for every country).
     Also returns those samples by variant and ``boot_key``, so that ``comparison_rows`` pairs
     continents as it pairs countries. ``run_sd`` is not defined for these rows (NaN)."""
+    countries = set(table["country"])
     for name in continents:
-        if name == AVG or name in set(table["country"]):
+        if name == AVG or name in countries:
             raise ValueError(f"continent {name!r} is also a country or {AVG} in the alignment table")
     paper = table[table.metric == PAPER_SCORE].set_index(["variant", "method", "order", "country"])
     rows, out_boots = [], {}

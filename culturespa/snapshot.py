@@ -21,7 +21,7 @@ from typing import Iterable
 from . import runtime
 from .errors import DataFileError
 from .io import atomic_dir, atomic_path, write_json
-from .logs import CODE_PATTERN, code_commit
+from .logs import CODE_PATTERN, REPO, code_commit
 
 # relative to results/{model}/
 SNAPSHOT_FILES = (
@@ -134,12 +134,11 @@ def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: It
     import sys
 
     src, workdir = Path(src).resolve(), Path(workdir)
-    repo = Path(__file__).resolve().parent.parent
     provenance = read_provenance(src)
     restore(src, workdir)
-    configs = [str(repo / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
-    cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(repo / "Snakefile"), "-d", str(workdir),
-           "--cores", str(cores), "--allowed-rules", *render_rules(repo), "--configfile", *configs]
+    configs = [str(REPO / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--cores", str(cores), "--allowed-rules", *render_rules(REPO), "--configfile", *configs]
     status = subprocess.run([*cmd, *extra]).returncode
     if status == 0:
         status = subprocess.run([*cmd, "--report", str(workdir.resolve() / REPORT), *extra]).returncode

@@ -42,6 +42,19 @@ def scored(survey, frame):
     return summarise_runs(table)
 
 
+def base_and_tuned(survey, seed):
+    """A base model one step off on about half the questions and a tuned one that fixes 8 of them:
+    each one's scores and bootstrap samples, and both in one alignment table."""
+    rng = np.random.default_rng(seed)
+    common = rng.integers(-1, 2, size=len(survey.items))
+    fixed = common.copy()
+    fixed[np.flatnonzero(common)[:8]] = 0
+    base, base_boot = scored(survey, answers(survey, 0, noise={0: common}))
+    tuned, tuned_boot = scored(survey, answers(survey, 0, noise={0: fixed}))
+    table = pd.concat([base.assign(variant=BASE), tuned.assign(variant=CULTURESPA)], ignore_index=True)
+    return base, base_boot, tuned, tuned_boot, table
+
+
 def test_identical_runs_keep_the_single_run_ci(small):
     one, _ = scored(small, answers(small, 1))
     two, _ = scored(small, answers(small, 1, runs=(0, 1)))
@@ -67,13 +80,7 @@ def test_paired_ci_of_a_difference(small):
     """Both models share most of their errors (one step off on about half the questions); the tuned
     one fixes a few. Each score's CI is wide, but the paired CI of the difference is narrow and
     excludes 0, as resampling questions with both answers together must give."""
-    rng = np.random.default_rng(3)
-    common = rng.integers(-1, 2, size=len(small.items))
-    fixed = common.copy()
-    fixed[np.flatnonzero(common)[:8]] = 0
-    base, base_boot = scored(small, answers(small, 0, noise={0: common}))
-    tuned, tuned_boot = scored(small, answers(small, 0, noise={0: fixed}))
-    table = pd.concat([base.assign(variant=BASE), tuned.assign(variant=CULTURESPA)], ignore_index=True)
+    base, base_boot, tuned, tuned_boot, table = base_and_tuned(small, seed=3)
     rows = comparison_rows(table, {BASE: base_boot, CULTURESPA: tuned_boot}, [((CULTURESPA, P1), (BASE, P1))])
     delta = rows[(rows.country == AVG)].iloc[0]
     assert delta.metric == design.delta_metric(BASE, P1) and delta.variant == CULTURESPA
@@ -90,13 +97,7 @@ def test_paired_ci_of_a_difference(small):
 
 
 def test_a_continent_averages_its_countries_and_pairs_like_a_country(small):
-    rng = np.random.default_rng(5)
-    common = rng.integers(-1, 2, size=len(small.items))
-    fixed = common.copy()
-    fixed[np.flatnonzero(common)[:8]] = 0
-    base, base_boot = scored(small, answers(small, 0, noise={0: common}))
-    tuned, tuned_boot = scored(small, answers(small, 0, noise={0: fixed}))
-    table = pd.concat([base.assign(variant=BASE), tuned.assign(variant=CULTURESPA)], ignore_index=True)
+    base, base_boot, tuned, tuned_boot, table = base_and_tuned(small, seed=5)
     boots = {BASE: base_boot, CULTURESPA: tuned_boot}
     rows, samples = continent_rows(table, boots, {"America": ["USA"], "Africa and Asia": ["NGA", "CHN"]})
     pick = lambda t, v, c: t[(t.variant == v) & (t.metric == PAPER_SCORE) & (t.country == c)].iloc[0]  # noqa: E731
