@@ -23,6 +23,7 @@ from .orders import MEAN, ORIGINAL
 from .scoring import CROSS_CORRELATION, MIN_CORRELATION_COUNTRIES
 
 
+NO_ROW = "no result row"  # the reason of a cell the alignment table has no row for
 BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
 
 
@@ -38,6 +39,11 @@ class Cell:
     @property
     def ok(self) -> bool:
         return self.missing is None
+
+    @property
+    def no_row(self) -> bool:
+        """Missing because the table has no row for it (not run yet, or aggregated before it existed)."""
+        return bool(self.missing) and self.missing.startswith(NO_ROW)
 
 
 @dataclass
@@ -99,7 +105,7 @@ class Results:
         few_reason = f"a correlation needs at least {MIN_CORRELATION_COUNTRIES} countries ({len(self.countries)} here)"
         if rows.empty:
             where = f"{variant}/{method}/{country}/{metric}" + (f" ({order} order)" if order != ORIGINAL else "")
-            return Cell(missing=few_reason if few else f"no result row for {where}")
+            return Cell(missing=few_reason if few else f"{NO_ROW} for {where}")
         r = rows.iloc[0]
         n_valid = int(r.get("n_valid", 0) or 0)
         n_invalid = int(r.get("n_invalid", 0) or 0)

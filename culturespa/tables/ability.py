@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import design, io
 from ..design import BASE
+from ..results import NO_ROW
 from .cells import Reasons, csv_frame
 from .formats import MISSING, Table
 
@@ -63,7 +64,7 @@ def general_ability(inputs: Mapping, settings: Mapping) -> Table:
                 if v not in settings.get("variants", [v]):
                     why = f"not run: {v} is not in sft.variants"
                 elif rows.empty:
-                    why = f"no result row for {v}/{cat}/{metric} in mmlu.csv"
+                    why = f"{NO_ROW} for {v}/{cat}/{metric} in mmlu.csv"
                 elif pd.isna(rows["value"].iloc[0]):
                     reason = rows["reason"].iloc[0] if "reason" in rows else None  # mmlu.compare's (not trained)
                     why = reason if isinstance(reason, str) and reason else "no scored questions"

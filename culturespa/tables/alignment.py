@@ -191,8 +191,7 @@ def by_continent(inputs: Mapping, settings: Mapping) -> Table:
     absent = [c for c in continents if c not in set(res.table["country"])]
     unaggregated = []
     if absent:
-        reasons.found = {k: v for k, v in reasons.found.items()
-                         if not (k[1].startswith("no result row") and set(v) <= set(absent))}
+        reasons.drop_no_rows(absent)
         unaggregated = [f"{MISSING} {', '.join(absent)} (every row): no per-continent rows in alignment.csv (it was "
                         "aggregated before they were added; `--forcerun aggregate_alignment` adds them)."]
     notes = [
@@ -291,7 +290,7 @@ def alignment_by_topic(inputs: Mapping, settings: Mapping) -> Table:
         line = {"Topic": topics[t]}
         for label, v, m in columns:
             cell = sub.cell(v, m, AVG)
-            if not cell.ok and sub.table.empty and cell.missing.startswith("no result row"):
+            if cell.no_row and sub.table.empty:
                 cell = Cell(missing=no_items)
                 if t not in empty_topics:
                     empty_topics.append(t)
