@@ -36,7 +36,7 @@ demo: venv
 	@echo "Report: $(abspath results/report.html)"
 
 test: venv
-	$(BIN)/python -m pytest -ra -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: venv
 	$(BIN)/snakemake --lint --configfile config.yaml $(MIRROR_ARG)

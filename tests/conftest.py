@@ -109,7 +109,9 @@ def with_deltas(table, half_width: float = 2.0):
 
 # The longest test files first, longest to shortest: `make test` hands whole files to two
 # pytest-xdist workers in collection order (--dist loadfile), so the two long end-to-end runs start at
-# once and the other Snakemake-running files do not start last (longest-processing-time-first).
+# once and the other Snakemake-running files do not start last (longest-processing-time-first). Only
+# with --no-loadscope-reorder: by default xdist re-sorts files by their number of tests, which started
+# the longest file (13 tests) 14th.
 LONGEST_FIRST = ("test_workflow_model.py", "test_faults.py", "test_finetune.py", "test_slurm.py",
                  "test_workflow_released.py", "test_mmlu.py")
 
