@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -150,11 +151,16 @@ def test_per_category_accuracy_on_a_tiny_subset(smollm2, mmlu_dir):
     assert acc["category"].tolist() == [*mmlu.CATEGORIES, mmlu.OVERALL]
     assert acc["n"].tolist() == [2, 2, 2, 2, 8]
     assert acc.iloc[-1]["accuracy"] == pytest.approx(np.mean([r["correct"] for r in records]))
-    # the shared-prefix KV cache is an optimisation only: same scores as full prompts
-    again = mmlu.evaluate(model, tok, bench, batch_size=3, prefix_cache=False)
-    assert [r["n_tokens"] for r in again] == [r["n_tokens"] for r in records]
-    assert [r["pred"] for r in again] == [r["pred"] for r in records]
-    np.testing.assert_allclose([r["scores"] for r in again], [r["scores"] for r in records], atol=2e-3)
+    # the shared-prefix KV cache is an optimisation only: same scores as full prompts (on two of the
+    # subjects: the 5-shot prompts without the cache are the slowest part of this test)
+    two = dataclasses.replace(bench, questions=[q for q in bench.questions if q.subject in ONE_PER_CATEGORY[:2]])
+    again = mmlu.evaluate(model, tok, two, batch_size=3, prefix_cache=False)
+    cached = {(r["subject"], r["index"]): r for r in records}
+    same = [cached[(r["subject"], r["index"])] for r in again]
+    assert len(again) == 4
+    assert [r["n_tokens"] for r in again] == [r["n_tokens"] for r in same]
+    assert [r["pred"] for r in again] == [r["pred"] for r in same]
+    np.testing.assert_allclose([r["scores"] for r in again], [r["scores"] for r in same], atol=2e-3)
 
 
 # --- summaries and the paired bootstrap ---------------------------------------------------------
