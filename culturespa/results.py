@@ -27,6 +27,11 @@ NO_ROW = "no result row"  # the reason of a cell the alignment table has no row 
 BASELINE_PREFIX = "baseline_"  # reference rows (uniform random, one country's majority) scored with the base
 
 
+def is_no_row(reason: str | None) -> bool:
+    """A missing cell's reason says the table has no row for it (not run yet, or aggregated before it existed)."""
+    return bool(reason) and reason.startswith(NO_ROW)
+
+
 @dataclass(frozen=True)
 class Cell:
     value: float = math.nan
@@ -42,8 +47,7 @@ class Cell:
 
     @property
     def no_row(self) -> bool:
-        """Missing because the table has no row for it (not run yet, or aggregated before it existed)."""
-        return bool(self.missing) and self.missing.startswith(NO_ROW)
+        return is_no_row(self.missing)
 
 
 @dataclass

@@ -188,7 +188,8 @@ def by_continent(inputs: Mapping, settings: Mapping) -> Table:
     rec, disp, _ = delta_rows(res, TRAINING_DELTAS + CONTROL_DELTAS, columns, reasons)
     groups = "; ".join(f"{name}: {', '.join(codes)}" for name, codes in continents.items())
     # a table aggregated before the continent rows existed: one note, not one per cell
-    absent = [c for c in continents if c not in set(res.table["country"])]
+    scored = set(res.table["country"])
+    absent = [c for c in continents if c not in scored]
     unaggregated = []
     if absent:
         reasons.drop_no_rows(absent)

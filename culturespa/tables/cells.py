@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from ..design import AVG, BASE, PAPER_SCORE, delta_metric
-from ..results import NO_ROW, Cell, Results, format_cell
+from ..results import Cell, Results, format_cell, is_no_row
 from .formats import MISSING
 
 SETTING_LABELS = {"culture_aware": "Culture-aware (P1)", "cross_culture": "Cross-culture thinking (P2)"}
@@ -29,8 +29,8 @@ class Reasons:
     def drop_no_rows(self, within: Sequence[str]) -> None:
         """Forget 'no result row' reasons whose places all lie within ``within`` (a caller that
         explains those places once, in its own note)."""
-        self.found = {k: v for k, v in self.found.items()
-                      if not (k[1].startswith(NO_ROW) and set(v) <= set(within))}
+        within = set(within)
+        self.found = {k: v for k, v in self.found.items() if not (is_no_row(k[1]) and set(v) <= within)}
 
     def notes(self, all_where: Sequence[str] | None = None) -> list[str]:
         out = []
