@@ -207,6 +207,12 @@ def free_memory(device) -> None:
         torch.cuda.empty_cache()
 
 
+def significant(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant figures: a duration recorded in milliseconds would lose a tiny
+    run's precision (35 ms as 0.035 is 1.4 % off), and the rates beside it must be derivable from it."""
+    return float(f"{x:.{digits}g}")
+
+
 def peak_mb(device) -> float:
     """Peak GPU memory allocated since the last reset; on CPU the process's peak RSS so far."""
     if device.type == "cuda":
@@ -294,7 +300,7 @@ def bench_logprob(model, tok, jobs, batch_size, device, seed: int) -> dict:
     seconds = time.perf_counter() - t
     n = len(records)
     return {
-        "prompts": n, "jobs": len(jobs), "seconds": round(seconds, 3), "prompts_per_s": round(n / seconds, 2),
+        "prompts": n, "jobs": len(jobs), "seconds": significant(seconds), "prompts_per_s": round(n / seconds, 2),
         "prompt_tokens": tokens, "tokens_per_s": round(tokens / seconds, 1),
         "mean_prompt_tokens": round(sum(len(i) for j in prepared for i in j.ids) / n, 1),
         "shared_prefix_tokens": [j.prefix_len for j in prepared], "batch_size": prepared[0].batch_size,
@@ -326,7 +332,7 @@ def bench_generate(model, tok, prompts, batch_size, device, seed: int, max_new_t
     n = len(prompts)
     return {"prompts": n, "batch_size": size, "batches": len(plan.batches), "max_new_tokens": max_new_tokens,
             "new_tokens": counter.tokens,
-            "seconds": round(seconds, 3), "prompts_per_s": round(n / seconds, 3),
+            "seconds": significant(seconds), "prompts_per_s": round(n / seconds, 3),
             "tokens_per_s": round(counter.tokens / seconds, 1), "peak_memory_mb": peak_mb(device)}
 
 
@@ -347,7 +353,7 @@ def bench_reference(model, tok, prompts, device, seed: int, max_new_tokens: int)
     seconds = time.perf_counter() - t
     n = len(prompts)
     return {"prompts": n, "max_new_tokens": max_new_tokens, "new_tokens": counter.tokens,
-            "seconds": round(seconds, 3), "prompts_per_s": round(n / seconds, 4),
+            "seconds": significant(seconds), "prompts_per_s": round(n / seconds, 4),
             "tokens_per_s": round(counter.tokens / seconds, 1), "peak_memory_mb": peak_mb(device),
             "parsable_replies": sum(parse_paper(r) is not None for r in replies)}
 
@@ -368,7 +374,7 @@ def bench_mmlu(model, tok, mmlu_dir: Path, subjects: int, per_subject: int, batc
     sync(device)
     seconds = time.perf_counter() - t
     return {"questions": len(records), "subjects": len(chosen), "batch_size": batch_size,
-            "seconds": round(seconds, 3), "questions_per_s": round(len(records) / seconds, 3),
+            "seconds": significant(seconds), "questions_per_s": round(len(records) / seconds, 3),
             "mean_prompt_tokens": round(statistics.mean(r["n_tokens"] for r in records), 1),
             "test_questions_total": len(everything.questions), "peak_memory_mb": peak_mb(device)}
 
@@ -668,7 +674,7 @@ def main(argv=None) -> int:
         rate = max(matmul_rate(dtype, device, res["suffix_tokens_per_batch"], shapes, 0.3 if args.tiny else 2.0)
                    for _ in range(2))
         floor = (2 * params["decoder"] * res["prompt_tokens"] + 2 * params["output_layer"] * res["prompts"]) / rate
-        res.update({"matmul_tflops": round(rate / 1e12, 4), "floor_seconds": float(f"{floor:.4g}"),
+        res.update({"matmul_tflops": round(rate / 1e12, 4), "floor_seconds": significant(floor),
                     "ratio_to_floor": round(res["seconds"] / floor, 2)})
         out["logprob"][name] = res
         print(f"logprob {name} ({res['forward']} forward, {res['attention']} attention): {res['prompts']} prompts "
