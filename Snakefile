@@ -64,3 +64,9 @@ onsuccess:
 rule paper:
     input:
         paper_outputs(),
+
+
+# every table only (no figure): seconds, e.g. to check a snapshot
+rule tables:
+    input:
+        paper_outputs(figures=False),

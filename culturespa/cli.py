@@ -250,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("snapshot", help="a snapshot folder (python -m culturespa snapshot)")
     draw.add_argument("--directory", "-d", default=".", help="where results/ is written")
     draw.add_argument("--cores", type=int, default=2)
+    draw.add_argument("--tables-only", action="store_true", help="the tables only: no figure, no report (seconds)")
     clock = sub.add_parser("run-time", help="wall time per step of a run, from its benchmark TSVs (markdown)")
     clock.add_argument("benchmarks", help="results/benchmarks/MODEL of a run, or a snapshot folder")
     # more Snakemake arguments go after "--" (main splits them off: an argparse REMAINDER would also
@@ -279,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 jobs = ", ".join(f"{commit[:12]}: {n}" for commit, n in record["job_commits"].items())
                 print(f"jobs per commit: {jobs or 'no job logs found'}")
                 return 0
-            return snapshot.render(args.snapshot, args.directory, args.cores, extra)
+            return snapshot.render(args.snapshot, args.directory, args.cores, extra, args.tables_only)
         except CultureSPAError as e:
             print(f"culturespa error: {e}", file=sys.stderr)
             return 1

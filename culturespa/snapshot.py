@@ -43,7 +43,7 @@ PROVENANCE = "PROVENANCE.json"
 RUN_TIME = "run_time.csv"  # wall time per step (culturespa.runtime), from the benchmark TSVs
 # the rules that turn a snapshot into figures and tables, besides the figure and table rules
 # themselves: the released answers' data and scores and the framework figure (none runs a model)
-RENDER_RULES = ("paper", "get_culturespa_data", "score_released", "export_rulegraph")
+RENDER_RULES = ("paper", "tables", "get_culturespa_data", "score_released", "export_rulegraph")
 
 
 def _files(root: Path, patterns: Iterable[str]) -> list[Path]:
@@ -125,22 +125,25 @@ def render_rules(repo: str | Path) -> list[str]:
 REPORT = "results/report.html"  # under the working directory: the Snakemake report of the rendered outputs
 
 
-def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: Iterable[str] = ()) -> int:
+def render(src: str | Path, workdir: str | Path = ".", cores: int = 2, extra: Iterable[str] = (),
+           tables_only: bool = False) -> int:
     """Restore the snapshot ``src`` into ``workdir`` and render every figure and table of the paper
     from it with Snakemake (``paper``), no model job allowed, under the configuration the snapshot
     records (config.yaml and the snapshot's own config files), then the Snakemake HTML report of
-    them (``REPORT``); ``extra``: more Snakemake arguments (e.g. ``--config data_mirror=...``,
-    which must come last). Returns Snakemake's exit status."""
+    them (``REPORT``); ``tables_only``: the tables (``tables``), no figure and no report;
+    ``extra``: more Snakemake arguments (e.g. ``--config data_mirror=...``, which must come last).
+    Returns Snakemake's exit status."""
     import sys
 
     src, workdir = Path(src).resolve(), Path(workdir)
     provenance = read_provenance(src)
     restore(src, workdir)
     configs = [str(REPO / "config.yaml")] + [str(src / c) for c in provenance["configs"] if c != "config.yaml"]
-    cmd = [sys.executable, "-m", "snakemake", "paper", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    target = "tables" if tables_only else "paper"
+    cmd = [sys.executable, "-m", "snakemake", target, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--cores", str(cores), "--allowed-rules", *render_rules(REPO), "--configfile", *configs]
     status = subprocess.run([*cmd, *extra]).returncode
-    if status == 0:
+    if status == 0 and not tables_only:
         status = subprocess.run([*cmd, "--report", str(workdir.resolve() / REPORT), *extra]).returncode
     return status
 

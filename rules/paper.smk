@@ -84,11 +84,12 @@ def released_figure_targets(model):
     )
 
 
-def paper_outputs():
-    """Every figure and table: for each run model, and for the released answers."""
-    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
+def paper_outputs(figures=True):
+    """Every figure and table (``figures=False``: the tables only): for each run model, and for the
+    released answers."""
+    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"] if figures else []
     for model in RUN_MODELS:
-        out += figure_targets(model) + table_targets(model)
+        out += (figure_targets(model) if figures else []) + table_targets(model)
     for model in config["released"]["models"]:
-        out += released_figure_targets(model) + released_table_targets(model)
+        out += (released_figure_targets(model) if figures else []) + released_table_targets(model)
     return out
