@@ -113,7 +113,7 @@ def with_deltas(table, half_width: float = 2.0):
 # with --no-loadscope-reorder: by default xdist re-sorts files by their number of tests, which started
 # the longest file (13 tests) 14th.
 LONGEST_FIRST = ("test_workflow_model.py", "test_faults.py", "test_finetune.py", "test_slurm.py",
-                 "test_workflow_released.py", "test_mmlu.py")
+                 "test_workflow_released.py", "test_mmlu.py", "test_replication_snapshot.py")
 
 
 def pytest_collection_modifyitems(config, items):
