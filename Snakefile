@@ -69,4 +69,4 @@ rule paper:
 # every table only (no figure): seconds, e.g. to check a snapshot
 rule tables:
     input:
-        paper_outputs(figures=False),
+        paper_tables(),

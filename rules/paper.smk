@@ -84,12 +84,26 @@ def released_figure_targets(model):
     )
 
 
-def paper_outputs(figures=True):
-    """Every figure and table (``figures=False``: the tables only): for each run model, and for the
-    released answers."""
-    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"] if figures else []
+def paper_tables():
+    """Every table: for each run model, and for the released answers."""
+    out = []
     for model in RUN_MODELS:
-        out += (figure_targets(model) if figures else []) + table_targets(model)
+        out += table_targets(model)
     for model in config["released"]["models"]:
-        out += (released_figure_targets(model) if figures else []) + released_table_targets(model)
+        out += released_table_targets(model)
     return out
+
+
+def paper_figures():
+    """Every figure: the framework figure, for each run model, and for the released answers."""
+    out = ["results/figures/figure2_framework.png", "results/figures/figure2_framework.pdf"]
+    for model in RUN_MODELS:
+        out += figure_targets(model)
+    for model in config["released"]["models"]:
+        out += released_figure_targets(model)
+    return out
+
+
+def paper_outputs():
+    """Every figure and table."""
+    return paper_figures() + paper_tables()

@@ -18,6 +18,9 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 PAPER_COUNTRIES = "USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL".split()
+# the rules that run a model: rendering from finished results must start none of them
+MODEL_RULES = {"convert_gguf_model", "generate_questions", "answer_questions", "finetune_joint",
+               "finetune_specific", "evaluate_wvs", "evaluate_mmlu"}
 
 
 def first_dir_with(candidates, *files: str) -> Path | None:

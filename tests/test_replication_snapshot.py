@@ -3,18 +3,19 @@ issue 16): every figure and table of the paper rendered from it, offline, no mod
 the main table the README quotes is the one it renders."""
 
 import json
-import re
 import subprocess
 import sys
 
-from conftest import PAPER_COUNTRIES, REPO
+from conftest import MODEL_RULES, PAPER_COUNTRIES, REPO
 from culturespa.figures import MODEL_FIGURES
 from culturespa.tables import TABLES
 
 MODEL = "SmolLM2-135M-Instruct"
 SNAPSHOT = REPO / "replication" / MODEL
-MODEL_RULES = {"convert_gguf_model", "generate_questions", "answer_questions", "finetune_joint",
-               "finetune_specific", "evaluate_wvs", "evaluate_mmlu"}
+
+
+def table_rows(markdown_file) -> list[str]:
+    return [line for line in markdown_file.read_text().splitlines() if line.startswith("|")]
 
 
 def readme_section() -> str:
@@ -40,10 +41,8 @@ def test_the_committed_replication_snapshot_renders_every_figure_and_table(data_
         assert (root / "tables" / f"{name}.md").stat().st_size > 200, name
     assert "figure1_alignment" in (tmp_path / "results" / "report.html").read_text(errors="replace")
     # the main table has every culture and a score in every cell (a missing one is a dash with its reason)
-    rows = [line for line in (root / "tables" / "main_results.md").read_text().splitlines() if line.startswith("|")]
+    rows = table_rows(root / "tables" / "main_results.md")
     assert [cell.strip() for cell in rows[0].split("|")[2:-1]] == PAPER_COUNTRIES + ["AVG"]
     assert len(rows) >= 7 and not any("—" in row for row in rows), rows
     # the README's main table is this render's, cell for cell
-    continents = (root / "tables" / "alignment_by_continent.md").read_text()
-    table = [line for line in continents.splitlines() if line.startswith("|")]
-    assert "\n".join(table) in readme_section()
+    assert "\n".join(table_rows(root / "tables" / "alignment_by_continent.md")) in readme_section()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import MODEL_RULES, REPO
 from test_workflow_released import run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -191,9 +191,6 @@ def test_a_snapshot_renders_every_table_again_without_a_model(tiny_run, data_dir
 
 
 # --- an incremental DAG: only new work is planned ------------------------------------------------
-
-MODEL_RULES = {"convert_gguf_model", "generate_questions", "answer_questions", "finetune_joint",
-               "finetune_specific", "evaluate_wvs", "evaluate_mmlu"}
 
 
 def planned_jobs(snakemake_bin, work, *overlays) -> list[tuple[str, str]]:
